@@ -1,0 +1,104 @@
+"""mlnb: production-first notebooks.
+
+``%load_ext mlnb`` in a notebook, or the same operations as functions for scripts::
+
+    import mlnb
+    mlnb.log_params({"lr": 0.1})
+    mlnb.log_metrics({"accuracy": 0.93})
+    mlnb.end_run()
+
+``import mlnb`` is cheap: MLflow and the other heavy parts load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlnb._version import __version__
+from mlnb.exceptions import MlnbError
+
+if TYPE_CHECKING:
+    from mlnb.tracking import (
+        active_run,
+        end_run,
+        flush,
+        load_model,
+        log_artifact,
+        log_metric,
+        log_metrics,
+        log_model,
+        log_param,
+        log_params,
+        seed,
+        set_tag,
+        set_tags,
+        start_run,
+        sync,
+    )
+
+__all__ = [
+    "MlnbError",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "load_ipython_extension",
+    "load_model",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "seed",
+    "set_tag",
+    "set_tags",
+    "start_run",
+    "sync",
+    "unload_ipython_extension",
+]
+
+_TRACKING = {
+    "active_run",
+    "end_run",
+    "flush",
+    "load_model",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "seed",
+    "set_tag",
+    "set_tags",
+    "start_run",
+    "sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRACKING:
+        from mlnb import tracking
+
+        value = getattr(tracking, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _TRACKING)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext mlnb``: the ``%mlnb`` magic and automatic run provenance."""
+    from mlnb.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from mlnb.magics import unload_ipython_extension as unload
+
+    unload(ipython)

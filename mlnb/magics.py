@@ -1,0 +1,298 @@
+"""The ``%mlnb`` magic and the hooks that record what a notebook runs.
+
+A thin face: each subcommand parses its arguments with IPython's ``magic_arguments`` and
+calls :mod:`mlnb.tracking`. Bad arguments and :class:`~mlnb.exceptions.MlnbError` are shown
+as one ``UsageError`` line, never a traceback; nothing already recorded is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from mlnb.exceptions import MlnbError
+from mlnb.tracking._cells import CellRecorder, locate_notebook
+from mlnb.tracking._session import session
+
+__all__ = ["MlnbMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+
+# Each subcommand's parser lives on a function of its own so that `%mlnb?` can show them all.
+@magic_arguments()
+@argument("--experiment", "-e", help="experiment name (default: the notebook's name)")
+@argument("--name", "-n", help="run name (default: one MLflow makes up)")
+@argument("--description", "-d", help="run description")
+def _start(line: str) -> None:
+    """%mlnb start: start a run (ends the active one first)."""
+
+
+@magic_arguments()
+@argument("--status", default="FINISHED", choices=["FINISHED", "FAILED", "KILLED"])
+def _end(line: str) -> None:
+    """%mlnb end: flush, write provenance and end the active run."""
+
+
+@magic_arguments()
+@argument("names", nargs="+", metavar="NAME", help="variables whose current values to log")
+def _params(line: str) -> None:
+    """%mlnb params: log variables as params."""
+
+
+@magic_arguments()
+@argument("names", nargs="+", metavar="NAME", help="variables holding numbers")
+@argument("--step", "-s", type=int, default=None, help="step of these values")
+def _metrics(line: str) -> None:
+    """%mlnb metrics: log variables as metrics."""
+
+
+@magic_arguments()
+@argument("pairs", nargs="+", metavar="KEY=VALUE")
+def _tag(line: str) -> None:
+    """%mlnb tag: set tags on the run."""
+
+
+@magic_arguments()
+@argument("path", metavar="PATH", help="file or folder")
+@argument("--artifact-path", "-p", default=None, help="folder inside the run's artifacts")
+def _artifact(line: str) -> None:
+    """%mlnb artifact: copy a file or folder into the run's artifacts."""
+
+
+@magic_arguments()
+@argument("var", metavar="VAR", help="variable holding the model")
+@argument("--name", "-n", required=True, metavar="REGISTERED_NAME", help="registered model name")
+@argument("--artifact-name", default="model", help="name of the logged model in the run")
+def _model(line: str) -> None:
+    """%mlnb model: log the model and register a new version of it."""
+
+
+@magic_arguments()
+@argument("value", type=int, metavar="N")
+def _seed(line: str) -> None:
+    """%mlnb seed: seed random, numpy, torch and tensorflow; record the seed."""
+
+
+@magic_arguments()
+def _status(line: str) -> None:
+    """%mlnb status: the tracking URI, the active run, queued and journaled writes."""
+
+
+@magic_arguments()
+def _sync(line: str) -> None:
+    """%mlnb sync: send writes journaled while the tracking server was down."""
+
+
+_SUBCOMMANDS: dict[str, Callable[[str], None]] = {
+    "start": _start,
+    "end": _end,
+    "params": _params,
+    "metrics": _metrics,
+    "tag": _tag,
+    "artifact": _artifact,
+    "model": _model,
+    "seed": _seed,
+    "status": _status,
+    "sync": _sync,
+}
+
+
+def _usage() -> str:
+    lines = [
+        "Track this notebook's runs in MLflow.",
+        "",
+        "Usage: %mlnb SUBCOMMAND [ARGS]",
+        "",
+    ]
+    for name, func in _SUBCOMMANDS.items():
+        parser = func.parser  # type: ignore[attr-defined]
+        usage = parser.format_usage().replace("usage: %", "").replace("usage:", "").strip()
+        usage = usage.replace(func.__name__, f"%mlnb {name}", 1)
+        lines.append(f"  {usage}")
+        lines.append(f"      {(func.__doc__ or '').split(':', 1)[-1].strip()}")
+    lines += [
+        "",
+        "A run starts by itself at the first log call and ends when the kernel shuts down.",
+        "The parameters cell (and papermill's injected values) are logged as params, and",
+        "the executed code, a notebook snapshot, git and environment are recorded per run.",
+    ]
+    return "\n".join(lines)
+
+
+@magics_class
+class MlnbMagics(Magics):
+    @line_magic
+    def mlnb(self, line: str) -> Any:
+        command, _, rest = line.strip().partition(" ")
+        if not command or command in {"-h", "--help", "help"}:
+            print(_usage())
+            return None
+        func = _SUBCOMMANDS.get(command)
+        if func is None:
+            raise UsageError(
+                f"unknown %mlnb subcommand {command!r}; choose one of "
+                f"{', '.join(_SUBCOMMANDS)} (see %mlnb?)."
+            )
+        args = parse_argstring(func, rest)
+        try:
+            return getattr(self, f"_do_{command}")(args)
+        except MlnbError as exc:
+            raise UsageError(str(exc)) from None
+
+    mlnb.__doc__ = _usage()
+
+    # -- subcommands -----------------------------------------------------------------
+    def _lookup(self, name: str) -> Any:
+        ns = self.shell.user_ns if self.shell is not None else {}
+        if name not in ns:
+            raise UsageError(
+                f"name {name!r} is not defined in the notebook; run the cell that defines it "
+                "first, or check the spelling."
+            )
+        return ns[name]
+
+    def _do_start(self, args: Any) -> None:
+        current = session()
+        if current.run is not None:
+            ended = current.run
+            current.end_run()
+            print(f"mlnb: ended run {ended.name} ({ended.run_id})")
+        active = current.start_run(
+            run_name=args.name, description=args.description, experiment_name=args.experiment
+        )
+        print(
+            f"mlnb: started run {active.info.run_name} ({active.info.run_id}) "
+            f"in experiment {active.info.experiment_id}"
+        )
+
+    def _do_end(self, args: Any) -> None:
+        current = session()
+        run = current.run
+        if run is None:
+            print("mlnb: no active run")
+            return
+        current.end_run(args.status)
+        print(f"mlnb: ended run {run.name} ({run.run_id}) as {args.status}")
+
+    def _do_params(self, args: Any) -> None:
+        values = {name: self._lookup(name) for name in args.names}
+        session().log_params(values)
+
+    def _do_metrics(self, args: Any) -> None:
+        values = {name: self._lookup(name) for name in args.names}
+        session().log_metrics(values, step=args.step)
+
+    def _do_tag(self, args: Any) -> None:
+        tags = {}
+        for pair in args.pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise UsageError(f"tag {pair!r} is not KEY=VALUE; write e.g. %mlnb tag stage=dev")
+            tags[key] = value
+        session().set_tags(tags)
+
+    def _do_artifact(self, args: Any) -> None:
+        session().log_artifact(args.path, args.artifact_path)
+
+    def _do_model(self, args: Any) -> None:
+        from mlnb.tracking import log_model
+
+        model = self._lookup(args.var)
+        started = time.perf_counter()
+        info = log_model(model, args.artifact_name, registered_model_name=args.name)
+        elapsed = time.perf_counter() - started
+        print(
+            f"mlnb: logged {info.flavor} model {info.model_uri}, registered as "
+            f"models:/{args.name}/{info.registered_model_version} in {elapsed:.2f} s"
+        )
+
+    def _do_seed(self, args: Any) -> None:
+        seeded = session().seed(args.value)
+        print(f"mlnb: seeded {', '.join(seeded)} with {args.value}")
+
+    def _do_status(self, args: Any) -> None:
+        info = session().status()
+        print(f"tracking   {info['tracking_uri']}  [{info['tracking_uri_source']}]")
+        if info["run_id"]:
+            run = f"{info['run_name']} ({info['run_id']})"
+            print(f"run        {run}, experiment {info['experiment_id']}")
+        else:
+            print("run        none active (one starts at the first log call)")
+        print(f"notebook   {info['notebook'] or 'unknown'}")
+        if info["notebook_params"]:
+            print(f"parameters {info['notebook_params']}")
+        print(
+            f"queued     {info['queued']} write(s); journaled {info['outbox_pending']}"
+            + ("  (tracking server unreachable)" if info["offline"] else "")
+        )
+
+    def _do_sync(self, args: Any) -> None:
+        from mlnb.tracking import sync
+
+        result = sync()
+        print(f"mlnb: sent {result['sent']} journaled write(s); {result['remaining']} left")
+
+
+class _Hooks:
+    """pre/post_run_cell callbacks; they stay cheap (well under a millisecond)."""
+
+    def __init__(self, shell: Any, recorder: CellRecorder) -> None:
+        self.shell = shell
+        self.recorder = recorder
+
+    def pre_run_cell(self, info: Any) -> None:
+        if getattr(info, "silent", False):
+            return
+        self.recorder.pre_cell(
+            info.raw_cell, getattr(info, "cell_id", None), self.shell.execution_count
+        )
+
+    def post_run_cell(self, result: Any) -> None:
+        info = getattr(result, "info", None)
+        if info is not None and getattr(info, "silent", False):
+            return
+        error = result.error_before_exec or result.error_in_exec
+        cell = self.recorder.post_cell(error)
+        try:
+            session().after_cell(cell)
+        except MlnbError as exc:
+            print(f"mlnb: warning: {exc}")
+
+
+_loaded: dict[int, _Hooks] = {}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(MlnbMagics)
+    recorder = CellRecorder()
+    recorder.notebook_path = locate_notebook(ipython.user_ns)
+    raw = list(ipython.history_manager.input_hist_raw)
+    # raw[0] is empty and raw[-1] is the cell running `%load_ext mlnb` right now.
+    recorder.backfill(raw[1:-1])
+    if len(raw) > 1:
+        recorder.pre_cell(raw[-1], None, ipython.execution_count)
+    current = session()
+    current.recorder = recorder
+    current.user_ns = ipython.user_ns
+    found = recorder.find_parameters()
+    if found is not None and current.settings.autolog_params:
+        current.capture_parameters(*found)
+    hooks = _Hooks(ipython, recorder)
+    ipython.events.register("pre_run_cell", hooks.pre_run_cell)
+    ipython.events.register("post_run_cell", hooks.post_run_cell)
+    _loaded[id(ipython)] = hooks
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    hooks = _loaded.pop(id(ipython), None)
+    if hooks is not None:
+        ipython.events.unregister("pre_run_cell", hooks.pre_run_cell)
+        ipython.events.unregister("post_run_cell", hooks.post_run_cell)
+    current = session()
+    current.flush()
+    current.recorder = None
+    current.user_ns = None

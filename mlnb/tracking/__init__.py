@@ -1,0 +1,168 @@
+"""Experiment tracking on MLflow, with MLflow's names and signatures where they overlap.
+
+>>> import mlnb
+>>> mlnb.log_params({"lr": 0.1})          # starts a run when none is active
+>>> mlnb.log_metrics({"acc": 0.93}, step=1)  # returns in microseconds; written in batches
+>>> mlnb.end_run()
+
+Metrics, params and tags are queued and written by a background thread; ``flush()`` waits
+for them. When the tracking server is down, writes are journaled under ``.mlnb/outbox`` and
+sent later (``mlnb sync``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlnb.tracking._models import LoggedModelInfo
+from mlnb.tracking._session import session
+
+__all__ = [
+    "LoggedModelInfo",
+    "active_run",
+    "end_run",
+    "flush",
+    "load_model",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "seed",
+    "set_tag",
+    "set_tags",
+    "start_run",
+    "sync",
+]
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    *,
+    experiment_name: str | None = None,
+) -> Any:
+    """Start a run (as ``mlflow.start_run``; also ``experiment_name=``). Returns the
+    ``mlflow.ActiveRun``, usable as a context manager."""
+    return session().start_run(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        run_name=run_name,
+        nested=nested,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        description=description,
+        experiment_name=experiment_name,
+    )
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """Flush what is queued, write the run's provenance and end it (as ``mlflow.end_run``)."""
+    session().end_run(status)
+
+
+def active_run() -> Any:
+    """The active ``mlflow.ActiveRun`` or None (as ``mlflow.active_run``)."""
+    run = session().run
+    if run is not None:
+        return run.active
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    return mlflow.active_run() if mlflow is not None else None
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Queue metrics for the active run (one started if none is active)."""
+    session().log_metrics(metrics, step=step)
+
+
+def log_metric(key: str, value: Any, step: int | None = None) -> None:
+    session().log_metrics({key: value}, step=step)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Queue params; a param already logged with another value is refused (as in MLflow)."""
+    session().log_params(params)
+
+
+def log_param(key: str, value: Any) -> Any:
+    session().log_params({key: value})
+    return value
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    session().set_tags(tags)
+
+
+def set_tag(key: str, value: Any) -> None:
+    session().set_tags({key: value})
+
+
+def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> None:
+    """Copy a file or folder into the run's artifacts (journaled if the server is down)."""
+    session().log_artifact(local_path, artifact_path)
+
+
+def log_model(
+    model: Any,
+    name: str = "model",
+    *,
+    registered_model_name: str | None = None,
+    **kwargs: Any,
+) -> LoggedModelInfo:
+    """Log a model with its flavor's explicit requirements; register it when
+    ``registered_model_name`` is given."""
+    from mlnb.tracking import _models
+
+    current = session()
+    run = current.ensure_run()
+    info = _models.log_model(model, name, registered_model_name=registered_model_name, **kwargs)
+    if current.recorder is not None:
+        current._provenance(run, "model", name)
+    return info
+
+
+def load_model(model_uri: str) -> Any:
+    """Load any MLflow model URI; the native object when the flavor has one."""
+    from mlnb.config import get_settings
+    from mlnb.tracking import _client, _models
+
+    _client.configure_mlflow(get_settings())
+    return _models.load_model(model_uri)
+
+
+def seed(value: int) -> list[str]:
+    """Seed ``random`` and the numpy/torch/tensorflow generators already imported; the seed
+    is recorded on the run. Returns the libraries seeded."""
+    return session().seed(value)
+
+
+def flush() -> None:
+    """Wait until every queued metric, param and tag is written (or journaled)."""
+    session().flush()
+
+
+def sync() -> dict[str, int]:
+    """Send journaled writes now. Returns ``{"sent": n, "remaining": m}``."""
+    from mlnb.config import get_settings
+    from mlnb.tracking._client import configure_mlflow, describe_error, send_entry
+    from mlnb.tracking._outbox import Outbox
+
+    settings = get_settings()
+    configure_mlflow(settings)
+    outbox = Outbox(settings.outbox_dir)
+    result = outbox.replay(send_entry)
+    if result.error is not None:
+        raise describe_error(
+            result.error, settings.tracking_uri, "send journaled writes"
+        ) from result.error
+    return {"sent": result.sent, "remaining": result.remaining, "skipped": result.skipped}
