@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated project per test, a fresh tracking session, and the
+tracking backends (the embedded SQLite store, and an MLflow server on PostgreSQL)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+FIXTURE_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+
+# Kernels started by papermill come from this interpreter's environment.
+os.environ.setdefault("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+_ENV_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLNB_PROJECT_ROOT",
+    "MLNB_NOTEBOOK",
+    "MLNB_FLUSH_INTERVAL",
+    "MLNB_AUTOLOG_PARAMS",
+    "_MLFLOW_SERVER_ARTIFACT_ROOT",
+    "MLFLOW_RUN_ID",
+)
+
+
+def reset_tracking() -> None:
+    """Forget every piece of process-wide tracking state (session, settings, MLflow's)."""
+    from mlnb import config
+    from mlnb.tracking import _client, _session
+
+    current = _session._SESSION
+    if current is not None:
+        atexit.unregister(current.at_exit)
+        for writer in current._writers.values():
+            writer.flush(timeout=10)
+    _session._SESSION = None
+    config.reset_settings()
+    _client._configured.clear()
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri("")
+        mlflow.set_registry_uri("")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty project (a folder with ``.mlnb/``) as the working directory, with tracking
+    going to its embedded store unless a test points it elsewhere."""
+    for key in _ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    root = tmp_path / "project"
+    (root / ".mlnb").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    reset_tracking()
+    yield root
+    reset_tracking()
+
+
+@pytest.fixture(scope="session")
+def postgres_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of an ``mlflow server`` backed by a PostgreSQL cluster of its own, both on
+    127.0.0.1 and stopped at the end of the session."""
+    from tests.servers import mlflow_server, postgres_database
+
+    base = tmp_path_factory.mktemp("pg-backend")
+    with (
+        postgres_database(base / "pg") as db_uri,
+        mlflow_server(db_uri, base / "artifacts") as server,
+    ):
+        yield server.url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(
+    request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run a test once on the embedded SQLite store and once on an MLflow server backed by
+    PostgreSQL, selected the way a user would: with ``MLFLOW_TRACKING_URI``."""
+    if request.param == "postgres":
+        uri = request.getfixturevalue("postgres_tracking_uri")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        reset_tracking()
+        return uri
+    from mlnb.config import get_settings
+
+    return get_settings().tracking_uri
