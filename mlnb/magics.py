@@ -7,6 +7,9 @@ as one ``UsageError`` line, never a traceback; nothing already recorded is touch
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -123,6 +126,13 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _unquote(text: str) -> str:
+    """IPython's argument splitter keeps quotes around a quoted word: drop them."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 @magics_class
 class MlnbMagics(Magics):
     @line_magic
@@ -188,7 +198,7 @@ class MlnbMagics(Magics):
 
     def _do_tag(self, args: Any) -> None:
         tags = {}
-        for pair in args.pairs:
+        for pair in map(_unquote, args.pairs):
             key, sep, value = pair.partition("=")
             if not sep or not key:
                 raise UsageError(f"tag {pair!r} is not KEY=VALUE; write e.g. %mlnb tag stage=dev")
@@ -196,7 +206,7 @@ class MlnbMagics(Magics):
         session().set_tags(tags)
 
     def _do_artifact(self, args: Any) -> None:
-        session().log_artifact(args.path, args.artifact_path)
+        session().log_artifact(_unquote(args.path), args.artifact_path)
 
     def _do_model(self, args: Any) -> None:
         from mlnb.tracking import log_model
@@ -247,8 +257,9 @@ class _Hooks:
     def pre_run_cell(self, info: Any) -> None:
         if getattr(info, "silent", False):
             return
+        # IPython has already counted this cell: the count it shows is one less.
         self.recorder.pre_cell(
-            info.raw_cell, getattr(info, "cell_id", None), self.shell.execution_count
+            info.raw_cell, getattr(info, "cell_id", None), self.shell.execution_count - 1
         )
 
     def post_run_cell(self, result: Any) -> None:
@@ -256,7 +267,7 @@ class _Hooks:
         if info is not None and getattr(info, "silent", False):
             return
         error = result.error_before_exec or result.error_in_exec
-        cell = self.recorder.post_cell(error)
+        cell = self.recorder.post_cell(error, getattr(result, "execution_count", None))
         try:
             session().after_cell(cell)
         except MlnbError as exc:
@@ -274,7 +285,7 @@ def load_ipython_extension(ipython: Any) -> None:
     # raw[0] is empty and raw[-1] is the cell running `%load_ext mlnb` right now.
     recorder.backfill(raw[1:-1])
     if len(raw) > 1:
-        recorder.pre_cell(raw[-1], None, ipython.execution_count)
+        recorder.pre_cell(raw[-1], None, ipython.execution_count - 1)
     current = session()
     current.recorder = recorder
     current.user_ns = ipython.user_ns
@@ -285,6 +296,61 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.events.register("pre_run_cell", hooks.pre_run_cell)
     ipython.events.register("post_run_cell", hooks.post_run_cell)
     _loaded[id(ipython)] = hooks
+    _finish_on_kernel_shutdown(ipython)
+    current.warm_up()
+
+
+def _finish_on_kernel_shutdown(ipython: Any) -> None:
+    """End the run when the kernel is asked to shut down (JupyterLab, papermill's end).
+
+    This runs in the kernel's event loop, before the interpreter starts tearing down; at
+    atexit time Python refuses the imports and threads that finishing a run may need.
+    """
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is None or getattr(kernel.do_shutdown, "_mlnb", False):
+        return
+    original = kernel.do_shutdown
+
+    def do_shutdown(restart: bool) -> Any:
+        _finished.clear()
+        _finishing.set()
+        try:
+            session().at_exit()
+        finally:
+            _finished.set()
+            _finishing.clear()
+        return original(restart)
+
+    do_shutdown._mlnb = True  # type: ignore[attr-defined]
+    kernel.do_shutdown = do_shutdown
+    _defer_sigterm_while_finishing()
+
+
+_finishing = threading.Event()
+_finished = threading.Event()
+
+
+def _defer_sigterm_while_finishing() -> None:
+    """jupyter_client sends SIGTERM 2.5 s after a shutdown request (SIGKILL at 5 s). While
+    mlnb is writing the run's last records, a SIGTERM waits for it; otherwise it acts as
+    before."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_mlnb", False):
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if _finishing.is_set():
+            _finished.wait(timeout=10)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    on_sigterm._mlnb = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -53,14 +53,38 @@ def reset_tracking() -> None:
         mlflow.set_registry_uri("")
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded store with MLflow's schema already migrated (about 1.5 s a time), copied
+    into each test's project instead of being migrated again."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Path
+) -> Iterator[Path]:
     """An empty project (a folder with ``.mlnb/``) as the working directory, with tracking
     going to its embedded store unless a test points it elsewhere."""
+    import shutil
+    import sqlite3
+
     for key in _ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     root = tmp_path / "project"
     (root / ".mlnb").mkdir(parents=True)
+    db = root / ".mlnb" / "mlflow.db"
+    shutil.copy(migrated_store, db)
+    with sqlite3.connect(db) as conn:  # the Default experiment's artifacts stay in the project
+        conn.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            ((root / ".mlnb" / "artifacts" / "0").as_uri(),),
+        )
+    conn.close()
     monkeypatch.chdir(root)
     reset_tracking()
     yield root
@@ -82,9 +106,7 @@ def postgres_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def backend(
-    request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
+def backend(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test once on the embedded SQLite store and once on an MLflow server backed by
     PostgreSQL, selected the way a user would: with ``MLFLOW_TRACKING_URI``."""
     if request.param == "postgres":

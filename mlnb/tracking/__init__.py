@@ -71,12 +71,10 @@ def end_run(status: str = "FINISHED") -> None:
 
 def active_run() -> Any:
     """The active ``mlflow.ActiveRun`` or None (as ``mlflow.active_run``)."""
-    run = session().run
-    if run is not None:
-        return run.active
-    import sys
-
-    mlflow = sys.modules.get("mlflow")
+    current = session()
+    if current.run is not None:
+        return current.run.active
+    mlflow = current.loaded_mlflow()
     return mlflow.active_run() if mlflow is not None else None
 
 
@@ -124,7 +122,7 @@ def log_model(
     from mlnb.tracking import _models
 
     current = session()
-    run = current.ensure_run()
+    run = current.ensure_run()  # also waits for a warm-up import of mlflow
     info = _models.log_model(model, name, registered_model_name=registered_model_name, **kwargs)
     if current.recorder is not None:
         current._provenance(run, "model", name)
@@ -136,6 +134,7 @@ def load_model(model_uri: str) -> Any:
     from mlnb.config import get_settings
     from mlnb.tracking import _client, _models
 
+    session().loaded_mlflow()
     _client.configure_mlflow(get_settings())
     return _models.load_model(model_uri)
 

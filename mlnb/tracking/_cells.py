@@ -143,10 +143,14 @@ class CellRecorder:
             ExecutedCell(len(self.cells), source, cell_id, execution_count, time.time())
         )
 
-    def post_cell(self, error: BaseException | None) -> ExecutedCell | None:
+    def post_cell(
+        self, error: BaseException | None, execution_count: int | None = None
+    ) -> ExecutedCell | None:
         if not self.cells:
             return None
         cell = self.cells[-1]
+        if execution_count is not None:
+            cell.execution_count = execution_count
         if cell.duration is None and not cell.backfilled:
             cell.duration = time.time() - cell.started
         if error is not None:
@@ -304,16 +308,24 @@ class CellRecorder:
                     nb_cell.source = ran.source
                     if nb_cell.cell_type == "code":
                         nb_cell.execution_count = ran.execution_count
-            extra = [k for k in order if k not in placed and not latest[k].injected]
+            extra = [k for k in order if k not in placed]
         else:
             nb = nbformat.v4.new_notebook()
             extra = order
         for key in extra:
             ran = latest[key]
             cell = nbformat.v4.new_code_cell(ran.source, execution_count=ran.execution_count)
-            cell.metadata["mlnb"] = {"not_in_saved_notebook": nb_file is not None}
             if ran.injected:
+                # Where papermill puts it: right after the cell tagged `parameters`.
                 cell.metadata["tags"] = ["injected-parameters"]
+                tagged = [
+                    i
+                    for i, c in enumerate(nb.cells)
+                    if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])
+                ]
+                nb.cells.insert(tagged[0] + 1 if tagged else 0, cell)
+                continue
+            cell.metadata["mlnb"] = {"not_in_saved_notebook": nb_file is not None}
             nb.cells.append(cell)
         return nb
 

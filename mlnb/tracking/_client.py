@@ -47,7 +47,7 @@ def configure_mlflow(settings: Settings) -> None:
     if settings.embedded and settings.artifact_root is not None:
         # The SQLite store puts the "Default" experiment's artifacts under ./mlruns of
         # whatever the working directory is; keep them in the project's store instead.
-        os.environ.setdefault("_MLFLOW_SERVER_ARTIFACT_ROOT", settings.artifact_root.as_uri())
+        os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = settings.artifact_root.as_uri()
         settings.home.mkdir(parents=True, exist_ok=True)
     if _configured.get("tracking") != settings.tracking_uri:
         mlflow.set_tracking_uri(settings.tracking_uri)

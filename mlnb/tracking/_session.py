@@ -124,8 +124,9 @@ class TrackingSession:
         self.pending_tags: dict[str, str] = {}
         self._parents: list[Run] = []  # runs a nested run was started under
         self._writers: dict[str, BatchWriter] = {}
-        self._exit_registered = False
         self._ever_started = False
+        self._exiting = False
+        self._warming: threading.Thread | None = None
         self._lock = threading.RLock()
 
     # -- plumbing --------------------------------------------------------------------
@@ -144,11 +145,12 @@ class TrackingSession:
         return writer
 
     def _register_exit(self) -> None:
-        if not self._exit_registered:
-            # Registered after mlflow is imported, so it runs before MLflow's own handler
-            # (atexit is last-in, first-out) and ends the run with the right status.
-            atexit.register(self.at_exit)
-            self._exit_registered = True
+        # (Re-)registered after mlflow is imported, so it runs before MLflow's own handler
+        # (atexit is last-in, first-out) and ends the run with the right status.
+        if self._exiting:
+            return  # Python refuses new atexit handlers while it runs them
+        atexit.unregister(self.at_exit)
+        atexit.register(self.at_exit)
 
     # -- run lifecycle ---------------------------------------------------------------
     def start_run(
@@ -163,6 +165,7 @@ class TrackingSession:
         *,
         experiment_name: str | None = None,
     ) -> Any:
+        self.loaded_mlflow()  # a warm-up import must finish before this thread imports
         import mlflow
 
         with self._lock:
@@ -321,7 +324,7 @@ class TrackingSession:
         run = self.run
         if run is not None:
             return run
-        mlflow = sys.modules.get("mlflow")
+        mlflow = self.loaded_mlflow()
         if mlflow is not None:
             active = mlflow.active_run()
             if active is not None:  # started with mlflow.start_run(): write to it
@@ -343,7 +346,7 @@ class TrackingSession:
         with self._lock:
             run = self.run
             if run is None:
-                mlflow = sys.modules.get("mlflow")
+                mlflow = self.loaded_mlflow()
                 if mlflow is not None and mlflow.active_run() is not None:
                     mlflow.end_run(status)
                 return
@@ -404,6 +407,7 @@ class TrackingSession:
 
     def at_exit(self) -> None:
         """Kernel shutdown, papermill's end, or interpreter exit: finish the run."""
+        self._exiting = True
         try:
             run = self.run
             if run is None and self.notebook_params and not self._ever_started:
@@ -419,6 +423,8 @@ class TrackingSession:
             _warn(str(exc))
         except Exception as exc:  # pragma: no cover - last resort at exit
             _warn(f"could not finish the run at exit: {exc}")
+        finally:
+            self._exiting = False
 
     # -- logging ---------------------------------------------------------------------
     def _where(self) -> dict[str, Any]:
@@ -549,10 +555,38 @@ class TrackingSession:
                     values[name] = text
         self.notebook_params.update(values)
         self.injected_params = [n for n in injected if n in values]
+        if values:
+            self._register_exit()  # a parameterized notebook is recorded even if it logs nothing
+            if self.run is None:
+                self.warm_up()
         if self.run is not None:
             self._submit_params(values, strict=False)
             if self.injected_params:
                 self._tag("mlnb.params.injected", ",".join(self.injected_params))
+
+    def loaded_mlflow(self) -> Any:
+        """The mlflow module if it is imported (waiting for a warm-up import under way),
+        else None. Never a half-imported module."""
+        warming = self._warming
+        if warming is not None and warming.is_alive() and warming is not threading.current_thread():
+            warming.join()
+        return sys.modules.get("mlflow")
+
+    def warm_up(self) -> None:
+        """Import MLflow and open the store off the user's path, so a run can start (or be
+        finished at kernel shutdown, where time is short) without waiting for them."""
+        if self._warming is not None:
+            return
+        settings = self.settings
+
+        def warm() -> None:
+            try:
+                _client.get_client(settings).search_experiments(max_results=1)
+            except Exception:
+                pass  # the real call reports the problem
+
+        self._warming = threading.Thread(target=warm, name="mlnb-warm-up", daemon=True)
+        self._warming.start()
 
     # -- seeds -----------------------------------------------------------------------
     def seed(self, value: int) -> list[str]:
@@ -611,11 +645,14 @@ def _pop_fluent_run(run_id: str) -> None:
         from mlflow.environment_variables import MLFLOW_RUN_ID
         from mlflow.tracking import fluent
 
-        stack = fluent._active_run_stack.get()
-        if stack and stack[-1].info.run_id == run_id:
-            stack.pop()
-            MLFLOW_RUN_ID.unset()
-            fluent._last_active_run_id.set(run_id)
+        # The stack is per thread, and the kernel shuts down on its control thread: look in
+        # every thread's stack, or MLflow's own exit handler ends the run again as FINISHED.
+        for stack in fluent._active_run_stack.get_all_thread_values().values():
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index].info.run_id == run_id:
+                    del stack[index]
+        MLFLOW_RUN_ID.unset()
+        fluent._last_active_run_id.set(run_id)
     except Exception:  # pragma: no cover - MLflow moved its internals
         import mlflow
 
