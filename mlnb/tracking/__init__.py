@@ -47,6 +47,7 @@ def start_run(
     parent_run_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
+    log_system_metrics: bool | None = None,
     *,
     experiment_name: str | None = None,
 ) -> Any:
@@ -60,6 +61,7 @@ def start_run(
         parent_run_id=parent_run_id,
         tags=tags,
         description=description,
+        log_system_metrics=log_system_metrics,
         experiment_name=experiment_name,
     )
 

@@ -127,6 +127,7 @@ class TrackingSession:
         self._ever_started = False
         self._exiting = False
         self._warming: threading.Thread | None = None
+        self._autolog_params: bool | None = None  # read once, not on every cell
         self._lock = threading.RLock()
 
     # -- plumbing --------------------------------------------------------------------
@@ -135,6 +136,10 @@ class TrackingSession:
         return get_settings()
 
     def writer(self, uri: str | None = None) -> BatchWriter:
+        if uri is not None:  # the hot path of every log call: no settings lookup
+            writer = self._writers.get(uri)
+            if writer is not None:
+                return writer
         settings = self.settings
         uri = uri or settings.tracking_uri
         writer = self._writers.get(uri)
@@ -162,6 +167,7 @@ class TrackingSession:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         description: str | None = None,
+        log_system_metrics: bool | None = None,
         *,
         experiment_name: str | None = None,
     ) -> Any:
@@ -194,6 +200,7 @@ class TrackingSession:
                     parent_run_id=parent_run_id,
                     tags=all_tags if run_id is None else None,
                     description=description,
+                    log_system_metrics=log_system_metrics,
                 )
             except mlflow.exceptions.MlflowException as exc:
                 raise _client.describe_error(exc, settings.tracking_uri, "start a run") from exc
@@ -535,7 +542,9 @@ class TrackingSession:
     def after_cell(self, cell: ExecutedCell | None) -> None:
         if cell is None or self.recorder is None:
             return
-        if self.settings.autolog_params:
+        if self._autolog_params is None:
+            self._autolog_params = self.settings.autolog_params
+        if self._autolog_params:
             found = self.recorder.parameter_names(cell)
             if found is not None:
                 self.capture_parameters(*found)
@@ -673,8 +682,16 @@ def _warm_model_flavors() -> None:
         if top in sys.modules:
             try:
                 importlib.import_module(f"mlflow.{flavor}")
+                if flavor == "sklearn":
+                    importlib.import_module("skops.io")  # MLflow saves sklearn with skops
             except Exception:
                 pass
+    try:  # MLflow builds this map on the first model it saves (about 0.4 s)
+        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+        _init_packages_to_modules_map()
+    except Exception:
+        pass
 
 
 def _mlnb_version() -> str:

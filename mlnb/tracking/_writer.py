@@ -58,6 +58,9 @@ class BatchWriter:
         self._offline = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._settle = False
+        #: seconds a cell-end flush waits, for the kernel to answer the frontend first
+        self.settle = 0.1
         self.rejected: list[str] = []
 
     # -- the caller's side -------------------------------------------------------------
@@ -70,8 +73,14 @@ class BatchWriter:
             self._wake.set()
 
     def request_flush(self) -> None:
-        """Ask for a write soon, without waiting (used at the end of each cell)."""
-        if self._queue:
+        """Ask for a write shortly, without waiting (used at the end of each cell).
+
+        The write starts ``settle`` seconds later, so the kernel sends its reply first
+        instead of competing with the writer for the GIL; what is logged meanwhile is
+        written in the same batch.
+        """
+        if self._queue and not self._wake.is_set():
+            self._settle = True
             self._wake.set()
 
     def flush(self, timeout: float | None = 60.0) -> bool:
@@ -100,6 +109,9 @@ class BatchWriter:
     def _loop(self) -> None:
         while True:
             self._wake.wait(self.flush_interval)
+            if self._settle:
+                self._settle = False
+                time.sleep(self.settle)
             self._wake.clear()
             try:
                 self._drain()
