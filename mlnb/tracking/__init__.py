@@ -154,12 +154,16 @@ def flush() -> None:
 
 def sync() -> dict[str, int]:
     """Send journaled writes now. Returns ``{"sent": n, "remaining": m}``."""
+    import os
+
     from mlnb.config import get_settings
     from mlnb.tracking._client import configure_mlflow, describe_error, send_entry
     from mlnb.tracking._outbox import Outbox
 
     settings = get_settings()
     configure_mlflow(settings)
+    # set_terminated would print MLflow's "View run" links for every journaled run.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     outbox = Outbox(settings.outbox_dir)
     result = outbox.replay(send_entry)
     if result.error is not None:

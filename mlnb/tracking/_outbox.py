@@ -61,7 +61,9 @@ class Outbox:
                 target.mkdir(parents=True, exist_ok=True)
                 kept = {}
                 for name, src in files.items():
-                    dst = target / name
+                    # files/<entry id>/<name>/<original name>: an artifact keeps its name
+                    dst = target / name / Path(src).name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
                     if Path(src).is_dir():
                         shutil.copytree(src, dst)
                     else:

@@ -56,6 +56,7 @@ class BatchWriter:
         self._queue: deque[tuple[str, str, Any] | _Flush] = deque()
         self._wake = threading.Event()
         self._offline = False
+        self._state_lock = threading.Lock()  # the offline flag and its one warning
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._settle = False
@@ -178,16 +179,18 @@ class BatchWriter:
             return False
         if result.remaining:
             return False  # another process is replaying right now
-        if self._offline:
-            self._offline = False
+        with self._state_lock:
+            was_offline, self._offline = self._offline, False
+        if was_offline:
             self._warn(
                 f"tracking server at {self.uri} is back; {result.sent} journaled write(s) sent."
             )
         return True
 
     def _went_offline(self, exc: BaseException) -> None:
-        if not self._offline:
-            self._offline = True
+        with self._state_lock:
+            was_offline, self._offline = self._offline, True
+        if not was_offline:
             self._warn(
                 f"cannot reach the tracking server at {self.uri}; writes are kept in "
                 f"{self.outbox.folder} and sent when it is back (or run `mlnb sync`)."

@@ -1,0 +1,1 @@
+"""Benchmarks of mlnb against plain IPython and MLflow; run them with ``python -m benchmarks``."""
