@@ -29,6 +29,15 @@ _ENV_KEYS = (
     "MLNB_AUTOLOG_PARAMS",
     "_MLFLOW_SERVER_ARTIFACT_ROOT",
     "MLFLOW_RUN_ID",
+    "MLNB_HTTP_RETRIES",
+)
+# Set by mlnb itself (os.environ.setdefault) when it talks to a tracking server.
+_MLNB_SET_KEYS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+    "_MLFLOW_SERVER_ARTIFACT_ROOT",
 )
 
 
@@ -43,6 +52,8 @@ def reset_tracking() -> None:
         for writer in current._writers.values():
             writer.flush(timeout=10)
     _session._SESSION = None
+    for key in _MLNB_SET_KEYS:
+        os.environ.pop(key, None)
     config.reset_settings()
     _client._configured.clear()
     mlflow = sys.modules.get("mlflow")

@@ -61,7 +61,14 @@ def get_client(settings: Settings) -> MlflowClient:
     from mlflow import MlflowClient
 
     configure_mlflow(settings)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    try:
+        client = MlflowClient(
+            tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+        )
+        _ = client._tracking_client.store  # opens the store now: a bad URI fails here
+    except Exception as exc:
+        raise describe_error(exc, settings.tracking_uri, "open the tracking store") from exc
+    return client
 
 
 def _slug(name: str) -> str:
@@ -129,7 +136,17 @@ def describe_error(exc: BaseException, uri: str, doing: str) -> TrackingError:
     if len(first) > 300:
         first = first[:300] + "…"
     hint = ""
-    if ("Invalid" in first and "URI" in first) or "Could not find a registered" in first:
+    if isinstance(exc, ModuleNotFoundError) and exc.name in {"psycopg", "psycopg2", "pymysql"}:
+        first = f"the database driver {exc.name!r} is not installed"
+        hint = (
+            " Install psycopg2-binary and write postgresql+psycopg2://..., or run an MLflow "
+            "server on that database and set MLFLOW_TRACKING_URI=http://host:port."
+        )
+    elif (
+        ("Invalid" in first and "URI" in first)
+        or "Could not find a registered" in first
+        or "unsupported URI" in first
+    ):
         hint = " Check MLFLOW_TRACKING_URI or tracking_uri in [tool.mlnb]."
     elif "unable to open database file" in first:
         hint = " The folder of the SQLite file must exist and be writable."

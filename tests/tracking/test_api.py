@@ -258,3 +258,25 @@ def test_environment_and_git_provenance(backend: str, project: Path) -> None:
     assert "+print(2)" in patch.read_text()
     env = Path(client.download_artifacts(run_id, "mlnb/environment.txt", str(project / "e")))
     assert "mlflow==" in env.read_text().lower()
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("foo://bar", r"could not open the tracking store on foo://bar: .*unsupported URI"),
+        ("postgresql://u@127.0.0.1:1/db", r"driver 'psycopg' is not installed.*psycopg2-binary"),
+        ("http://127.0.0.1:9", r"cannot reach the tracking server at http://127.0.0.1:9"),
+    ],
+)
+def test_a_wrong_tracking_uri_is_one_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, uri: str, message: str
+) -> None:
+    from tests.conftest import reset_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLNB_HTTP_RETRIES", "0")
+    reset_tracking()
+    with pytest.raises(TrackingError, match=message) as caught:
+        mlnb.log_metric("m", 1.0)
+    assert "\n" not in str(caught.value)
+    assert mlnb.active_run() is None
