@@ -1,0 +1,109 @@
+"""An interactive session as JupyterLab drives a kernel: ``JPY_SESSION_NAME`` names the
+notebook, each execute request carries the cell's id, cells run out of order and are
+edited without saving, and the session ends with a shutdown request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.manager import KernelManager
+from mlflow import MlflowClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from mlnb.config import get_settings
+
+CELLS = {
+    "load": "%load_ext mlnb",
+    "params": "lr = 0.1\nepochs = 2",
+    "train": "score = lr * 10\n%mlnb metrics score",
+    "other": "x = 1",
+}
+
+
+@pytest.fixture
+def kernel(project: Path) -> Iterator[tuple[KernelManager, Any, Path]]:
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Interactive"),
+            new_code_cell(CELLS["load"]),
+            new_code_cell(CELLS["params"], metadata={"tags": ["parameters"]}),
+            new_code_cell(CELLS["train"]),
+            new_code_cell(CELLS["other"]),
+        ]
+    )
+    for cell, cell_id in zip(nb.cells, ["title", *CELLS], strict=True):
+        cell["id"] = cell_id
+    path = project / "analysis.ipynb"
+    nbformat.write(nb, path)
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(project), env={**os.environ, "JPY_SESSION_NAME": str(path)})
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    yield km, kc, path
+    kc.stop_channels()
+    if km.is_alive():
+        km.shutdown_kernel(now=True)
+
+
+def _execute(kc: Any, code: str, cell_id: str) -> dict[str, Any]:
+    """An execute request with the metadata JupyterLab sends."""
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    msg = kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    kc.shell_channel.send(msg)
+    while True:
+        reply = kc.get_shell_msg(timeout=120)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return dict(reply["content"])
+
+
+def test_interactive_session_is_recorded_with_ids_order_and_live_sources(
+    kernel: tuple[KernelManager, Any, Path], project: Path
+) -> None:
+    km, kc, _ = kernel
+    for cell_id in ("load", "params", "train", "other"):
+        _execute(kc, CELLS[cell_id], cell_id)
+    _execute(kc, "score = lr * 100  # edited, not saved\n%mlnb metrics score", "train")
+    km.shutdown_kernel()  # graceful: a shutdown request, as JupyterLab sends
+
+    client = MlflowClient(get_settings().tracking_uri)
+    experiment = client.get_experiment_by_name("analysis")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"lr": "0.1", "epochs": "2"}
+    history = client.get_metric_history(run.info.run_id, "score")
+    assert sorted(m.value for m in history) == [1.0, 10.0]
+    tags = run.data.tags
+    assert tags["mlnb.runner"] == "jupyter"
+    assert tags["mlflow.source.name"] == "analysis.ipynb"
+    assert tags["mlnb.execution.out_of_order"] == "true"  # "train" ran again after "other"
+    assert tags["mlnb.execution.reexecuted_cells"] == "train"
+
+    download = project / "download"
+    code = Path(client.download_artifacts(run.info.run_id, "mlnb/code.py", str(download)))
+    text = code.read_text()
+    assert "cell_id=params" in text and "cell_id=other" in text
+    assert text.index("x = 1") < text.index("edited, not saved")
+    snapshot = nbformat.read(
+        client.download_artifacts(run.info.run_id, "mlnb/notebook.ipynb", str(download)),
+        as_version=4,
+    )
+    by_id = {c["id"]: c for c in snapshot.cells}
+    assert "edited, not saved" in by_id["train"].source
+    assert by_id["train"].execution_count == 5
+    assert by_id["params"].execution_count == 2
+    assert snapshot.cells[0].cell_type == "markdown"
