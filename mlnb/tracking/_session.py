@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import numbers
+import random
 import re
 import sys
 import tempfile
@@ -185,12 +186,15 @@ class TrackingSession:
             if experiment_id is None and run_id is None:
                 name = experiment_name or settings.experiment or self._default_experiment()
                 experiment_id = _client.ensure_experiment(client, settings, name)
+            if run_name is None and run_id is None:
+                run_name = _fresh_run_name()
             context_tags = self._context_tags(settings)
             all_tags = {
                 **context_tags,
                 **self.pending_tags,
                 **{k: str(v) for k, v in (tags or {}).items()},
             }
+            user_random = random.getstate()  # starting a run must not draw from it
             try:
                 active = mlflow.start_run(
                     run_id=run_id,
@@ -204,6 +208,8 @@ class TrackingSession:
                 )
             except mlflow.exceptions.MlflowException as exc:
                 raise _client.describe_error(exc, settings.tracking_uri, "start a run") from exc
+            finally:
+                random.setstate(user_random)
             self._register_exit()
             self.pending_tags.clear()
             if self.run is not None:
@@ -599,8 +605,6 @@ class TrackingSession:
 
     # -- seeds -----------------------------------------------------------------------
     def seed(self, value: int) -> list[str]:
-        import random
-
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise InvalidValueError(f"seed must be a whole number, got {value!r}.")
         value = int(value)
@@ -646,6 +650,20 @@ class TrackingSession:
             "outbox_pending": len(outbox),
             "offline": any(w.offline for w in self._writers.values()),
         }
+
+
+def _fresh_run_name() -> str:
+    """One of MLflow's run names ("bouncy-cat-123"), drawn without touching the global
+    ``random`` stream: MLflow draws from it, so a notebook that called ``mlnb.seed(42)``
+    would get the same name every time and lose draws from its own seeded stream."""
+    from mlflow.utils.name_utils import _generate_random_name
+
+    state = random.getstate()
+    try:
+        random.seed()  # from the OS
+        return str(_generate_random_name())
+    finally:
+        random.setstate(state)
 
 
 def _pop_fluent_run(run_id: str) -> None:

@@ -280,3 +280,20 @@ def test_a_wrong_tracking_uri_is_one_clear_error(
         mlnb.log_metric("m", 1.0)
     assert "\n" not in str(caught.value)
     assert mlnb.active_run() is None
+
+
+def test_starting_a_run_leaves_the_seeded_random_stream_alone(backend: str) -> None:
+    import random
+
+    mlnb.seed(42)
+    expected = [random.random() for _ in range(3)]
+    mlnb.seed(42)
+    mlnb.log_metric("m", 1.0)  # starts a run (MLflow draws its run name from `random`)
+    assert [random.random() for _ in range(3)] == expected
+    first = mlnb.active_run().info.run_name
+    mlnb.end_run()
+    mlnb.seed(42)
+    mlnb.log_metric("m", 1.0)
+    second = mlnb.active_run().info.run_name
+    mlnb.end_run()
+    assert first != second  # names are not tied to the user's seed
