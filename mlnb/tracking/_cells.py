@@ -39,9 +39,11 @@ class ExecutedCell:
     backfilled: bool = False  # ran before mlnb was loaded (taken from IPython's history)
 
     @property
-    def injected(self) -> bool:
-        """True for the cell papermill injects with the ``-p`` values."""
-        return self.source.lstrip().startswith(PAPERMILL_INJECTED_HEADER)
+    def looks_injected(self) -> bool:
+        """True when the cell has the shape of papermill's injected cell: its first line is
+        exactly ``# Parameters``. (See :meth:`CellRecorder.is_injected`.)"""
+        first = self.source.lstrip().split("\n", 1)[0]
+        return first.strip() == PAPERMILL_INJECTED_HEADER
 
 
 def assigned_names(source: str) -> list[str]:
@@ -179,6 +181,14 @@ class CellRecorder:
             return nb.by_id[cell.cell_id]
         return nb.by_source.get(cell.source.strip())
 
+    def is_injected(self, cell: ExecutedCell) -> bool:
+        """papermill's injected cell: shaped like it, and not a cell of the notebook file
+        (papermill adds it to its copy only)."""
+        if not cell.looks_injected:
+            return False
+        nb = self.notebook_file()
+        return nb is None or self._position(cell, nb) is None
+
     def resolved_id(self, cell: ExecutedCell) -> str | None:
         if cell.cell_id:
             return cell.cell_id
@@ -197,11 +207,11 @@ class CellRecorder:
         without the file, the cell executed just before papermill's injected cell (papermill
         always injects right after it).
         """
-        if cell.injected:
+        if self.is_injected(cell):
             injected = assigned_names(cell.source)
             names = list(injected)
             before = self.cells[cell.index - 1] if cell.index > 0 else None
-            if before is not None and not before.injected:
+            if before is not None and not self.is_injected(before):
                 names = [n for n in assigned_names(before.source) if n not in names] + names
             self._seen_params_cell = True
             return names, injected
@@ -259,7 +269,7 @@ class CellRecorder:
             cell_id = self.resolved_id(cell)
             if cell_id:
                 header += f" cell_id={cell_id}"
-            if cell.injected:
+            if self.is_injected(cell):
                 header += " (papermill injected parameters)"
             if cell.backfilled:
                 header += " (ran before mlnb was loaded)"
@@ -277,7 +287,7 @@ class CellRecorder:
                 "started": c.started or None,
                 "duration_s": round(c.duration, 6) if c.duration is not None else None,
                 "error": c.error,
-                "injected_parameters": c.injected,
+                "injected_parameters": self.is_injected(c),
                 "backfilled": c.backfilled,
                 "source": c.source,
             }
@@ -315,7 +325,7 @@ class CellRecorder:
         for key in extra:
             ran = latest[key]
             cell = nbformat.v4.new_code_cell(ran.source, execution_count=ran.execution_count)
-            if ran.injected:
+            if self.is_injected(ran):
                 # Where papermill puts it: right after the cell tagged `parameters`.
                 cell.metadata["tags"] = ["injected-parameters"]
                 tagged = [

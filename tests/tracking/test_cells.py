@@ -160,3 +160,26 @@ def test_locate_notebook_from_environment_and_session(
     assert locate_notebook({}) == path
     monkeypatch.setenv("MLNB_NOTEBOOK", str(tmp_path / "missing.ipynb"))
     assert locate_notebook({}) == path  # a path that does not exist is passed over
+
+
+def test_a_parameters_cell_that_starts_with_a_parameters_comment_is_not_injected(
+    tmp_path: Path,
+) -> None:
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "# Parameters: papermill overrides these\nlr = 0.1",
+                metadata={"tags": ["parameters"]},
+            ),
+            new_code_cell("y = lr"),
+        ]
+    )
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    recorder = CellRecorder()
+    recorder.notebook_path = path
+    own = _run(recorder, "# Parameters: papermill overrides these\nlr = 0.1")
+    assert recorder.parameter_names(own) == (["lr"], [])
+    injected = _run(recorder, "# Parameters\nlr = 0.5\n")
+    assert recorder.parameter_names(injected) == (["lr"], ["lr"])
+    assert recorder.code_text().count("(papermill injected parameters)") == 1
