@@ -34,7 +34,7 @@ demo: install
 	$(VENV)/bin/papermill notebooks/train.ipynb .mlnb/demo/train-output.ipynb -p C 0.5 --log-level WARNING
 	$(PY) -m mlnb show --experiment train
 
-test: install system-deps
+test: install system-deps lint typecheck
 	$(PY) -m pytest
 
 bench: install

@@ -12,29 +12,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlnb._version import __version__
 from mlnb.exceptions import MlnbError
-
-if TYPE_CHECKING:
-    from mlnb.tracking import (
-        active_run,
-        end_run,
-        flush,
-        load_model,
-        log_artifact,
-        log_metric,
-        log_metrics,
-        log_model,
-        log_param,
-        log_params,
-        seed,
-        set_tag,
-        set_tags,
-        start_run,
-        sync,
-    )
+from mlnb.tracking import (
+    active_run,
+    end_run,
+    flush,
+    load_model,
+    log_artifact,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    seed,
+    set_tag,
+    set_tags,
+    start_run,
+    sync,
+)
 
 __all__ = [
     "MlnbError",
@@ -57,38 +55,6 @@ __all__ = [
     "sync",
     "unload_ipython_extension",
 ]
-
-_TRACKING = {
-    "active_run",
-    "end_run",
-    "flush",
-    "load_model",
-    "log_artifact",
-    "log_metric",
-    "log_metrics",
-    "log_model",
-    "log_param",
-    "log_params",
-    "seed",
-    "set_tag",
-    "set_tags",
-    "start_run",
-    "sync",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TRACKING:
-        from mlnb import tracking
-
-        value = getattr(tracking, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _TRACKING)
 
 
 def load_ipython_extension(ipython: Any) -> None:
