@@ -38,10 +38,13 @@ __all__ = [
     "MlnbError",
     "__version__",
     "active_run",
+    "checkout",
     "end_run",
     "flush",
+    "lineage",
     "load_ipython_extension",
     "load_model",
+    "load_version",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -54,7 +57,29 @@ __all__ = [
     "start_run",
     "sync",
     "unload_ipython_extension",
+    "version",
+    "versions",
 ]
+
+
+_VERSIONING = {
+    "version": "version",
+    "versions": "versions",
+    "checkout": "checkout",
+    "load_version": "load",
+    "lineage": "lineage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Versioning loads on first use (blake3, fsspec), keeping `import mlnb` light.
+    if name in _VERSIONING:
+        from mlnb import versioning
+
+        value = getattr(versioning, _VERSIONING[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -74,6 +74,84 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, env={**os.environ})
 
 
+def _cmd_version(args: argparse.Namespace) -> int:
+    from mlnb.versioning import version
+
+    record = version(args.path, args.name, role="output" if args.output else "input", run=False)
+    print(f"{record.name}@{record.number}  {record.hash}  {record.kind}  {record.size} bytes")
+    return 0
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    import datetime
+    import json
+
+    from mlnb.versioning import versions
+
+    records = versions(args.name)
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=1))
+        return 0
+    print(f"{'VERSION':<8} {'HASH':<16} {'CREATED':<20} {'SIZE':>12}  {'KIND':<10} RUN")
+    for r in records:
+        created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        size = f"{r.size:,}" if r.size is not None else "?"
+        run = r.run_id or "-"
+        print(f"@{r.number:<7} {r.hash[:16]:<16} {created:<20} {size:>12}  {r.kind:<10} {run}")
+    return 0
+
+
+def _cmd_checkout(args: argparse.Namespace) -> int:
+    from mlnb.versioning import checkout
+
+    target = checkout(args.ref, args.output, force=args.force)
+    print(f"restored {args.ref} to {target}")
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from mlnb.versioning import lineage, render_lineage
+
+    doc = lineage(args.ref)
+    print(json.dumps(doc, indent=1) if args.json else render_lineage(doc))
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from mlnb.versioning import push
+
+    result = push(args.remote, args.name or None)
+    print(
+        f"pushed {len(result.sent)} object(s) ({result.bytes:,} bytes) and "
+        f"{result.records} record(s) to {result.remote}; {result.skipped} already there"
+    )
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from mlnb.versioning import pull
+
+    result = pull(args.remote, args.name or None)
+    print(
+        f"pulled {len(result.sent)} object(s) ({result.bytes:,} bytes) and "
+        f"{result.records} record(s) from {result.remote}; {result.skipped} already here"
+    )
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from mlnb.versioning import gc
+
+    result = gc(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for digest in result.removed:
+        print(f"{verb} {digest[:16]}")
+    print(f"{verb} {len(result.removed)} object(s), {result.freed:,} bytes; kept {result.kept}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlnb", description="Production-first notebooks: tracking, pipelines, services."
@@ -93,6 +171,29 @@ def _parser() -> argparse.ArgumentParser:
     show = add("show", _cmd_show, "print a run's params, metrics, tags and artifacts")
     show.add_argument("run_id", nargs="?", help="run id (default: the latest run)")
     show.add_argument("--experiment", "-e", help="latest run of this experiment")
+    ver = add("version", _cmd_version, "store a file or folder by content hash under a name")
+    ver.add_argument("path")
+    ver.add_argument("--name", "-n", help="version name (default: the path)")
+    ver.add_argument("--output", action="store_true", help="record it as an output")
+    vers = add("versions", _cmd_versions, "list the versions of a name")
+    vers.add_argument("name")
+    vers.add_argument("--json", action="store_true")
+    co = add("checkout", _cmd_checkout, "restore a version: NAME, NAME@3 or NAME@<hash>")
+    co.add_argument("ref", metavar="NAME[@VERSION]")
+    co.add_argument("-o", "--output", help="where to write it (default: where it came from)")
+    co.add_argument("--force", action="store_true", help="overwrite unversioned changes")
+    lin = add("lineage", _cmd_lineage, "what produced a version and what used it")
+    lin.add_argument("ref", metavar="NAME[@VERSION]")
+    lin.add_argument("--json", action="store_true")
+    for verb, func, text in (
+        ("push", _cmd_push, "copy missing objects and records to a remote (fsspec URL)"),
+        ("pull", _cmd_pull, "fetch records and missing objects from a remote"),
+    ):
+        p = add(verb, func, text)
+        p.add_argument("remote", nargs="?", help="file:///…, s3://…  (default: [tool.mlnb] remote)")
+        p.add_argument("--name", "-n", action="append", help="only this name (repeatable)")
+    gcp = add("gc", _cmd_gc, "remove stored objects that no version refers to")
+    gcp.add_argument("--dry-run", action="store_true", help="only list them")
     ui = add("ui", _cmd_ui, "open the MLflow UI on this project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

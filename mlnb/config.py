@@ -42,6 +42,7 @@ _ENV = {
     "http_timeout": "MLNB_HTTP_TIMEOUT",
     "http_retries": "MLNB_HTTP_RETRIES",
     "autolog_params": "MLNB_AUTOLOG_PARAMS",
+    "remote": "MLNB_REMOTE",
 }
 
 
@@ -64,6 +65,8 @@ class Settings:
     http_retries: int = 1
     #: log the notebook's ``parameters`` cell (and papermill's injected values) as params
     autolog_params: bool = True
+    #: default remote of ``mlnb push`` / ``mlnb pull`` (an fsspec URL)
+    remote: str | None = None
     #: where each setting came from, for ``mlnb init`` and ``%mlnb status``
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 

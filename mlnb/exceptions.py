@@ -11,20 +11,28 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     │   ├── NoActiveRunError           an operation needs a run and there is none
     │   └── InvalidValueError          a value MLflow cannot record (a DataFrame as a metric…)
     ├── ModelError             logging, registering or loading a model
-    └── NotebookError          a notebook that cannot be read or understood
+    ├── NotebookError          a notebook that cannot be read or understood
+    └── VersioningError        the content-addressed store of data, models and configs
+        ├── VersionNotFoundError   a name, version or object that does not exist
+        ├── CorruptObjectError     an object whose content no longer has its hash
+        └── RemoteError            a push/pull remote that cannot be used
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CorruptObjectError",
     "InvalidValueError",
     "MlnbError",
     "ModelError",
     "NoActiveRunError",
     "NotebookError",
+    "RemoteError",
     "TrackingError",
     "TrackingUnavailableError",
+    "VersionNotFoundError",
+    "VersioningError",
 ]
 
 
@@ -67,3 +75,25 @@ class ModelError(MlnbError):
 
 class NotebookError(MlnbError):
     """A notebook could not be read or does not have the expected shape."""
+
+
+class VersioningError(MlnbError):
+    """Something failed in the store of versioned data, models and configs."""
+
+
+class VersionNotFoundError(VersioningError):
+    """A name, version or object that does not exist."""
+
+    exit_code = 4
+
+
+class CorruptObjectError(VersioningError):
+    """An object in the store whose content no longer matches its hash."""
+
+    exit_code = 5
+
+
+class RemoteError(VersioningError):
+    """A remote for push/pull that cannot be reached or used."""
+
+    exit_code = 3

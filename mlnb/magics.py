@@ -81,6 +81,14 @@ def _seed(line: str) -> None:
 
 
 @magic_arguments()
+@argument("target", metavar="PATH|VAR", help="a file or folder, or a DataFrame/dict variable")
+@argument("--name", "-n", default=None, help="version name (default: the path or variable)")
+@argument("--output", "-o", action="store_true", help="record it as an output of the run")
+def _version(line: str) -> None:
+    """%mlnb version: store it by content hash and link it to the run."""
+
+
+@magic_arguments()
 def _status(line: str) -> None:
     """%mlnb status: the tracking URI, the active run, queued and journaled writes."""
 
@@ -99,6 +107,7 @@ _SUBCOMMANDS: dict[str, Callable[[str], None]] = {
     "artifact": _artifact,
     "model": _model,
     "seed": _seed,
+    "version": _version,
     "status": _status,
     "sync": _sync,
 }
@@ -219,6 +228,19 @@ class MlnbMagics(Magics):
             f"mlnb: logged {info.flavor} model {info.model_uri}, registered as "
             f"models:/{args.name}/{info.registered_model_version} in {elapsed:.2f} s"
         )
+
+    def _do_version(self, args: Any) -> None:
+        from mlnb.versioning import version
+
+        target = _unquote(args.target)
+        ns = self.shell.user_ns if self.shell is not None else {}
+        if target.isidentifier() and target in ns and not isinstance(ns[target], str):
+            obj, name = ns[target], args.name or target
+        else:
+            obj, name = target, args.name
+        record = version(obj, name, role="output" if args.output else "input")
+        size = f"{record.size:,} bytes" if record.size is not None else "?"
+        print(f"mlnb: {record.name}@{record.number}  {record.hash[:16]}  {record.kind}, {size}")
 
     def _do_seed(self, args: Any) -> None:
         seeded = session().seed(args.value)

@@ -128,7 +128,32 @@ def log_model(
     info = _models.log_model(model, name, registered_model_name=registered_model_name, **kwargs)
     if current.recorder is not None:
         current._provenance(run, "model", name)
+    _version_model(info, registered_model_name or name, run.run_id)
     return info
+
+
+def _version_model(info: LoggedModelInfo, name: str, run_id: str) -> None:
+    """Record the model's files by content hash (on the run, the registry version and in
+    mlnb's version records), so lineage and exports can pin it."""
+    from mlnb.tracking._writer import _warn
+    from mlnb.versioning import record_model
+
+    try:
+        record = record_model(info.model_uri, name, info.registered_model_version, run_id)
+    except Exception as exc:  # the model is logged; its hash is a bonus
+        _warn(f"could not record the content hash of model {name!r}: {exc}")
+        return
+    if record is None:
+        return
+    info.hash = record.hash
+    session().set_tags({f"mlnb.output.{record.name}"[:250]: f"{record.number} {record.hash}"})
+    if info.registered_model_name and info.registered_model_version:
+        from mlnb.config import get_settings
+        from mlnb.tracking._client import get_client
+
+        get_client(get_settings()).set_model_version_tag(
+            info.registered_model_name, info.registered_model_version, "mlnb.hash", record.hash
+        )
 
 
 def load_model(model_uri: str) -> Any:
@@ -136,9 +161,32 @@ def load_model(model_uri: str) -> Any:
     from mlnb.config import get_settings
     from mlnb.tracking import _client, _models
 
-    session().loaded_mlflow()
+    current = session()
+    current.loaded_mlflow()
     _client.configure_mlflow(get_settings())
-    return _models.load_model(model_uri)
+    model = _models.load_model(model_uri)
+    if current.run is not None:
+        _record_model_input(model_uri, current.run.run_id)
+    return model
+
+
+def _record_model_input(model_uri: str, run_id: str) -> None:
+    """A run that loads a registered model read it: an edge for lineage."""
+    from mlnb.config import get_settings
+    from mlnb.tracking import _models
+    from mlnb.tracking._client import get_client
+    from mlnb.versioning._core import Project
+
+    if not model_uri.startswith("models:/"):
+        return
+    try:
+        client = get_client(get_settings())
+        version = _models.resolve_model_version(client, model_uri)
+        digest = (version.tags or {}).get("mlnb.hash")
+        if digest:
+            Project.current().registry.add_edge(run_id, version.name, digest, "input")
+    except Exception:
+        return  # lineage of a model from elsewhere is best effort
 
 
 def seed(value: int) -> list[str]:

@@ -175,6 +175,28 @@ def send_entry(entry: dict[str, Any]) -> None:
             client.log_artifacts(run_id, str(src), entry.get("artifact_path"))
         else:
             client.log_artifact(run_id, str(src), entry.get("artifact_path"))
+    elif op == "log_inputs":
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    dataset=Dataset(
+                        name=d["name"],
+                        digest=d["digest"],
+                        source_type=d["source_type"],
+                        source=d["source"],
+                        schema=d.get("schema"),
+                        profile=d.get("profile"),
+                    ),
+                    tags=[InputTag("mlflow.data.context", d["context"])]
+                    if d.get("context")
+                    else [],
+                )
+                for d in entry["datasets"]
+            ],
+        )
     elif op == "set_terminated":
         client.set_terminated(run_id, entry["status"], entry.get("end_time"))
     else:  # pragma: no cover - journals are only written by this module's callers

@@ -57,6 +57,7 @@ class LoggedModelInfo:
     registered_model_name: str | None
     registered_model_version: str | None
     pip_requirements: list[str]
+    hash: str | None = None  # BLAKE3 of the model's files (mlnb's version record)
 
 
 def flavor_of(model: Any) -> str:
@@ -168,3 +169,18 @@ def load_model(model_uri: str) -> Any:
         return mlflow.pyfunc.load_model(model_uri)
     except Exception as exc:
         raise ModelError(f"cannot load model {model_uri!r}: {exc}") from exc
+
+
+def resolve_model_version(client: Any, model_uri: str) -> Any:
+    """The registry version a ``models:/`` URI points at (number, ``@alias`` or ``latest``)."""
+    rest = model_uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return client.get_model_version_by_alias(name, alias)
+    name, _, version = rest.rpartition("/")
+    if version == "latest":
+        versions = client.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise ModelError(f"registered model {name!r} has no versions.")
+        return max(versions, key=lambda v: int(v.version))
+    return client.get_model_version(name, version)

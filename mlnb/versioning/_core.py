@@ -1,0 +1,396 @@
+"""``mlnb.version`` and friends: store a file, folder, DataFrame or config by content,
+record it under a name, link it to the active run, restore any version."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.config import Settings, get_settings
+from mlnb.exceptions import InvalidValueError, VersioningError
+from mlnb.versioning._hashing import StatCache, fingerprint_dataframe, hash_tree
+from mlnb.versioning._registry import Registry, VersionRecord, check_version_name
+from mlnb.versioning._store import ObjectStore
+
+__all__ = ["GcResult", "Project", "checkout", "gc", "load", "record_model", "version", "versions"]
+
+CONFIG_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".ini", ".cfg"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
+
+
+@dataclass
+class Project:
+    """The versioning parts of one project."""
+
+    settings: Settings
+    store: ObjectStore
+    registry: Registry
+    cache: StatCache
+
+    @classmethod
+    def current(cls) -> Project:
+        settings = get_settings()
+        home = settings.home
+        return cls(
+            settings=settings,
+            store=ObjectStore(home / "objects"),
+            registry=Registry(home / "versions.db"),
+            cache=StatCache(home / "cache" / "stat.sqlite"),
+        )
+
+    def relative(self, path: Path) -> str:
+        path = path.resolve()
+        try:
+            return path.relative_to(self.settings.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def absolute(self, stored_path: str) -> Path:
+        path = Path(stored_path)
+        return path if path.is_absolute() else self.settings.root / path
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pandas") and hasattr(obj, "to_parquet")
+
+
+def _table_schema(path: Path) -> dict[str, Any] | None:
+    """Column names and types of a CSV/TSV/Parquet file (from its head), or None."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(path)
+            return {"columns": {f.name: str(f.type) for f in schema}}
+        import pandas as pd
+
+        head = pd.read_csv(path, nrows=1000, sep="\t" if path.suffix == ".tsv" else ",")
+        return {"columns": {str(c): str(t) for c, t in head.dtypes.items()}}
+    except Exception:
+        return None
+
+
+def _run_id_for_recording(start: bool) -> str | None:
+    from mlnb.tracking._session import session
+
+    current = session()
+    if current.run is None and not start:
+        return None
+    return current.ensure_run().run_id
+
+
+def version(
+    obj: Any,
+    name: str | None = None,
+    *,
+    role: str = "input",
+    context: str | None = None,
+    run: bool = True,
+) -> VersionRecord:
+    """Version ``obj`` (a path to a file or folder, a pandas DataFrame, or a dict/list config)
+    under ``name`` and link it to the active run as an ``input`` (default) or ``output``.
+
+    The content goes into the project's object store once, by BLAKE3 hash; the record keeps
+    size, schema (tables), the run that created it and when. With ``run=True`` (default) a
+    run is started if none is active, as for any log call.
+    """
+    if role not in {"input", "output"}:
+        raise InvalidValueError(f"role must be 'input' or 'output', not {role!r}.")
+    project = Project.current()
+    project.settings.home.mkdir(parents=True, exist_ok=True)
+    record = _store(project, obj, name)
+    run_id = _run_id_for_recording(run)
+    if run_id is not None:
+        record = _attach(project, record, run_id, role, context)
+    return record
+
+
+def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
+    now = time.time()
+    if _is_dataframe(obj):
+        if name is None:
+            raise InvalidValueError(
+                "a DataFrame needs a name: mlnb.version(df, name='train') "
+                "(or %mlnb version df, which uses the variable's name)."
+            )
+        digest = fingerprint_dataframe(obj)
+        buffer = io.BytesIO()
+        obj.to_parquet(buffer)
+        stored = project.store.put_bytes(buffer.getvalue())
+        frame_schema: dict[str, Any] = {
+            "columns": {str(c): str(t) for c, t in obj.dtypes.items()},
+            "rows": len(obj),
+            "index": str(obj.index.dtype),
+        }
+        return project.registry.add(
+            VersionRecord(
+                name=check_version_name(name),
+                hash=digest,
+                object=stored,
+                kind="dataframe",
+                size=project.store.size(stored),
+                created_at=now,
+                schema=frame_schema,
+                meta={"format": "parquet"},
+            )
+        )
+    if isinstance(obj, (dict, list)):
+        if name is None:
+            raise InvalidValueError("a config needs a name: mlnb.version(params, name='params').")
+        try:
+            data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidValueError(f"config {name!r} cannot be written as JSON: {exc}") from exc
+        stored = project.store.put_bytes(data)
+        return project.registry.add(
+            VersionRecord(
+                name=check_version_name(name),
+                hash=stored,
+                object=stored,
+                kind="config",
+                size=len(data),
+                created_at=now,
+                meta={"format": "json"},
+            )
+        )
+    if not isinstance(obj, (str, os.PathLike)):
+        raise InvalidValueError(
+            f"cannot version a {type(obj).__name__}: give a path to a file or folder, a "
+            "pandas DataFrame, or a dict/list config."
+        )
+    path = Path(obj).expanduser()
+    if not path.exists():
+        raise InvalidValueError(
+            f"{str(obj)!r} does not exist (working directory {Path.cwd()}); check the path."
+        )
+    if not os.access(path, os.R_OK):
+        raise InvalidValueError(f"{str(obj)!r} is not readable; check its permissions.")
+    relative = project.relative(path)
+    name = check_version_name(name or relative.lstrip("/"))
+    schema: dict[str, Any] | None = None
+    meta: dict[str, Any] = {}
+    try:
+        if path.is_dir():
+            digest, entries = project.store.put_tree(path, project.cache)
+            kind, size = "folder", sum(e.size for e in entries)
+            meta = {"files": len(entries)}
+        else:
+            digest = project.cache.hash(path)
+            project.store.put_file(path, expected=digest)
+            kind = "config" if path.suffix.lower() in CONFIG_SUFFIXES else "file"
+            size = path.stat().st_size
+            if path.suffix.lower() in TABLE_SUFFIXES:
+                schema = _table_schema(path)
+    except PermissionError as exc:
+        raise InvalidValueError(f"cannot read {exc.filename}: permission denied.") from exc
+    finally:
+        project.cache.save()
+    return project.registry.add(
+        VersionRecord(
+            name=name,
+            hash=digest,
+            object=digest,
+            kind=kind,
+            size=size,
+            created_at=time.time(),
+            schema=schema,
+            path=relative,
+            meta=meta,
+        )
+    )
+
+
+def _attach(
+    project: Project, record: VersionRecord, run_id: str, role: str, context: str | None
+) -> VersionRecord:
+    """Link the version to the run: an edge in the registry, a dataset input (inputs) or a
+    tag (outputs) on the MLflow run, and per-cell provenance."""
+    from mlnb.tracking._session import session
+
+    current = session()
+    if record.run_id is None:
+        with project.registry._conn() as conn:  # first run to see this content creates it
+            conn.execute(
+                "UPDATE versions SET run_id = ? WHERE name = ? AND hash = ? AND run_id IS NULL",
+                (run_id, record.name, record.hash),
+            )
+        record.run_id = run_id
+    project.registry.add_edge(run_id, record.name, record.hash, role)
+    run = current.run
+    assert run is not None
+    writer = current.writer(run.uri)
+    if role == "input":
+        source = (
+            {"uri": project.absolute(record.path).as_uri()}
+            if record.path
+            else {"mlnb": f"{record.name}@{record.hash}"}
+        )
+        writer.send_or_journal(
+            {
+                "op": "log_inputs",
+                "uri": run.uri,
+                "run_id": run_id,
+                "datasets": [
+                    {
+                        "name": record.name,
+                        "digest": record.hash[:36],  # MLflow keeps 36 characters of a digest
+                        "source_type": "local" if record.path else "code",
+                        "source": json.dumps(source),
+                        "schema": json.dumps(record.schema) if record.schema else None,
+                        "profile": json.dumps(
+                            {
+                                "hash": record.hash,
+                                "hash_algorithm": "blake3",
+                                "kind": record.kind,
+                                "size": record.size,
+                                "version": record.number,
+                                **(
+                                    {"num_rows": record.schema["rows"]}
+                                    if record.schema and "rows" in record.schema
+                                    else {}
+                                ),
+                            }
+                        ),
+                        "context": context or "input",
+                    }
+                ],
+            }
+        )
+    current.set_tags({f"mlnb.{role}.{record.name}"[:250]: f"{record.number} {record.hash}"})
+    if current.recorder is not None:
+        current._provenance(run, role, f"{record.name}@{record.number}")
+    return record
+
+
+def versions(name: str) -> list[VersionRecord]:
+    """Every version of ``name``, oldest first."""
+    project = Project.current()
+    records = project.registry.versions(check_version_name(name))
+    if not records:
+        project.registry.resolve(name)  # raises the helpful "no versions of" error
+    return records
+
+
+def _restore_target(project: Project, record: VersionRecord, output: Path | None) -> Path:
+    if output is not None:
+        return output
+    if record.path:
+        return project.absolute(record.path)
+    suffix = {"dataframe": ".parquet", "config": ".json"}.get(record.kind, "")
+    return Path.cwd() / f"{record.name.replace('/', '_')}{suffix}"
+
+
+def checkout(ref: str, output: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+    """Restore a version (``NAME``, ``NAME@3``, ``NAME@<hash prefix>``) to ``output``
+    (default: where it was versioned from). Refuses to overwrite content that is not a
+    recorded version of the name, unless ``force``."""
+    project = Project.current()
+    record = project.registry.resolve(ref)
+    target = _restore_target(project, record, Path(output) if output is not None else None)
+    if target.exists() and not force:
+        known = {r.hash for r in project.registry.versions(record.name)}
+        try:
+            if target.is_dir():
+                current_hash = hash_tree(target, project.cache)[0]
+            else:
+                current_hash = project.cache.hash(target)
+        finally:
+            project.cache.save()
+        if current_hash == record.hash and record.kind != "dataframe":
+            return target
+        if current_hash not in known and record.kind not in {"dataframe", "config"}:
+            raise VersioningError(
+                f"{target} has changes that are not versioned; version them first "
+                f"(mlnb.version({str(target)!r}, name={record.name!r})) or pass --force."
+            )
+    if record.kind == "folder":
+        project.store.restore_tree(record.object, target)
+    else:
+        project.store.restore_file(record.object, target)
+    return target
+
+
+def load(ref: str) -> Any:
+    """A version's content: a DataFrame, a dict/list config, or the path of a restored file
+    or folder (restored into ``.mlnb/checkouts/``)."""
+    project = Project.current()
+    record = project.registry.resolve(ref)
+    if record.kind == "dataframe":
+        import pandas as pd
+
+        return pd.read_parquet(project.store.verify(record.object))
+    if record.kind == "config" and record.meta.get("format") == "json":
+        return json.loads(project.store.verify(record.object).read_bytes())
+    target = (
+        project.settings.home
+        / "checkouts"
+        / record.hash[:16]
+        / Path(record.path or record.name).name
+    )
+    if not target.exists():
+        checkout(ref, target, force=True)
+    return target
+
+
+def record_model(
+    model_uri: str, name: str, registered_version: str | None, run_id: str | None
+) -> VersionRecord | None:
+    """Version a logged model's files by content; called by ``mlnb.log_model``."""
+    import mlflow
+
+    project = Project.current()
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    digest, entries = project.store.put_tree(local, None)
+    record = project.registry.add(
+        VersionRecord(
+            name=check_version_name(name),
+            hash=digest,
+            object=digest,
+            kind="model",
+            size=sum(e.size for e in entries),
+            created_at=time.time(),
+            run_id=run_id,
+            meta={"model_uri": model_uri, "registered_version": registered_version},
+        )
+    )
+    if run_id is not None:
+        project.registry.add_edge(run_id, record.name, record.hash, "output")
+    return record
+
+
+@dataclass
+class GcResult:
+    removed: list[str] = field(default_factory=list)
+    kept: int = 0
+    freed: int = 0
+    dry_run: bool = False
+
+
+def gc(dry_run: bool = False) -> GcResult:
+    """Remove objects that no recorded version refers to."""
+    project = Project.current()
+    live: set[str] = set()
+    for record in project.registry.all():
+        live.add(record.object)
+        if record.kind in {"folder", "model"}:
+            live.update(project.store.children(record.object))
+    result = GcResult(dry_run=dry_run)
+    for digest in list(project.store):
+        if digest in live:
+            result.kept += 1
+            continue
+        result.removed.append(digest)
+        result.freed += project.store.size(digest)
+        if not dry_run:
+            project.store.remove(digest)
+    if not dry_run and project.store.folder.is_dir():
+        cutoff = time.time() - 3600
+        for tmp in project.store.folder.glob("*/.tmp-*"):  # left by a crash mid-write
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+    return result

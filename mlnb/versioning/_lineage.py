@@ -1,0 +1,161 @@
+"""Lineage: from a version up to what produced it and down to what used it.
+
+Upstream: the runs that wrote the version, the versions those runs read, and so on.
+Downstream: the runs that read it, the versions (data, models) they wrote, the runs that
+read those, and so on. Run names come from MLflow when it answers; ids otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlnb.versioning._core import Project
+from mlnb.versioning._registry import VersionRecord
+
+__all__ = ["lineage", "render_lineage"]
+
+MAX_DEPTH = 12
+
+
+def _version_json(record: VersionRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": record.name,
+        "version": record.number,
+        "hash": record.hash,
+        "kind": record.kind,
+        "size": record.size,
+        "created_at": record.created_at,
+        "path": record.path,
+    }
+    if record.kind == "model":
+        out["model_uri"] = record.meta.get("model_uri")
+        out["registered_version"] = record.meta.get("registered_version")
+    return out
+
+
+class _Runs:
+    """Run names from MLflow, looked up once each; ids only when MLflow does not answer."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str | None] = {}
+        self._client: Any = None
+        self._down = False
+
+    def name(self, run_id: str) -> str | None:
+        if run_id in self._names or self._down:
+            return self._names.get(run_id)
+        try:
+            if self._client is None:
+                from mlnb.tracking._client import get_client
+
+                self._client = get_client(Project.current().settings)
+            self._names[run_id] = self._client.get_run(run_id).info.run_name
+        except Exception:
+            self._names[run_id] = None
+        return self._names[run_id]
+
+
+def lineage(ref: str) -> dict[str, Any]:
+    """The lineage of ``ref`` as a JSON-ready dict (see ``mlnb lineage --json``)."""
+    project = Project.current()
+    registry = project.registry
+    root = registry.resolve(ref)
+    runs = _Runs()
+
+    def record(name: str, digest: str) -> VersionRecord:
+        return registry.get(name, digest)
+
+    def up(rec: VersionRecord, depth: int, seen: set[tuple[str, str]]) -> list[dict[str, Any]]:
+        if depth >= MAX_DEPTH:
+            return []
+        out = []
+        producers = {
+            e.run_id for e in registry.edges(name=rec.name, digest=rec.hash) if e.role == "output"
+        }
+        for run_id in sorted(producers):
+            inputs = []
+            for edge in registry.edges(run_id=run_id):
+                key = (edge.name, edge.hash)
+                if edge.role != "input" or key in seen:
+                    continue
+                parent = record(edge.name, edge.hash)
+                inputs.append(
+                    {**_version_json(parent), "upstream": up(parent, depth + 1, seen | {key})}
+                )
+            out.append({"run_id": run_id, "run_name": runs.name(run_id), "read": inputs})
+        return out
+
+    def down(rec: VersionRecord, depth: int, seen: set[tuple[str, str]]) -> list[dict[str, Any]]:
+        if depth >= MAX_DEPTH:
+            return []
+        out = []
+        consumers = {
+            e.run_id for e in registry.edges(name=rec.name, digest=rec.hash) if e.role == "input"
+        }
+        for run_id in sorted(consumers):
+            outputs = []
+            for edge in registry.edges(run_id=run_id):
+                key = (edge.name, edge.hash)
+                if edge.role != "output" or key in seen:
+                    continue
+                child = record(edge.name, edge.hash)
+                outputs.append(
+                    {**_version_json(child), "downstream": down(child, depth + 1, seen | {key})}
+                )
+            out.append({"run_id": run_id, "run_name": runs.name(run_id), "wrote": outputs})
+        return out
+
+    start = {(root.name, root.hash)}
+    return {
+        **_version_json(root),
+        "upstream": up(root, 0, start),
+        "downstream": down(root, 0, start),
+    }
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+def _label(v: dict[str, Any]) -> str:
+    text = f"{v['name']}@{v['version']} ({v['hash'][:12]}, {v['kind']}, {_size(v['size'])})"
+    if v.get("registered_version"):
+        text += f" = models:/{v['name']}/{v['registered_version']}"
+    return text
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    name = f" {run['run_name']}" if run.get("run_name") else ""
+    return f"run{name} ({run['run_id']})"
+
+
+def render_lineage(doc: dict[str, Any]) -> str:
+    """``mlnb lineage`` as text: the version, then upstream and downstream trees."""
+    lines = [_label(doc)]
+
+    def walk_up(runs: list[dict[str, Any]], indent: str) -> None:
+        for run in runs:
+            lines.append(f"{indent}<- written by {_run_label(run)}")
+            for item in run["read"]:
+                lines.append(f"{indent}     <- read {_label(item)}")
+                walk_up(item["upstream"], indent + "        ")
+
+    def walk_down(runs: list[dict[str, Any]], indent: str) -> None:
+        for run in runs:
+            lines.append(f"{indent}-> read by {_run_label(run)}")
+            for item in run["wrote"]:
+                lines.append(f"{indent}     -> wrote {_label(item)}")
+                walk_down(item["downstream"], indent + "        ")
+
+    lines.append("upstream:" if doc["upstream"] else "upstream: (nothing recorded)")
+    walk_up(doc["upstream"], "  ")
+    lines.append("downstream:" if doc["downstream"] else "downstream: (nothing recorded)")
+    walk_down(doc["downstream"], "  ")
+    return "\n".join(lines)

@@ -1,0 +1,264 @@
+"""Names, versions and the runs that read or wrote them (``<root>/.mlnb/versions.db``).
+
+A version is identified by its content hash; its number (1, 2, …) is its place in the
+order versions of that name were first recorded, so records from several clones merge
+without conflicts. An edge says that a run read (``input``) or wrote (``output``) a version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.exceptions import InvalidValueError, VersionNotFoundError
+
+__all__ = ["Edge", "Registry", "VersionRecord", "parse_ref"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    object TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER,
+    schema TEXT,
+    path TEXT,
+    created_at REAL NOT NULL,
+    run_id TEXT,
+    meta TEXT,
+    PRIMARY KEY (name, hash)
+);
+CREATE TABLE IF NOT EXISTS edges (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, name, hash, role)
+);
+CREATE INDEX IF NOT EXISTS edges_by_version ON edges (name, hash);
+"""
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+
+
+@dataclass
+class VersionRecord:
+    """One version of a name: what ``mlnb.version`` returns."""
+
+    name: str
+    hash: str
+    object: str  # store key to restore it (the hash itself, except for DataFrames/dicts)
+    kind: str  # file, folder, dataframe, config, model
+    size: int | None
+    created_at: float
+    schema: dict[str, Any] | None = None
+    path: str | None = None  # where it came from, relative to the project root when inside
+    run_id: str | None = None  # the run that first recorded it
+    meta: dict[str, Any] = field(default_factory=dict)
+    number: int = 0  # 1-based place among the versions of ``name``
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+    @property
+    def short(self) -> str:
+        return self.hash[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Edge:
+    run_id: str
+    name: str
+    hash: str
+    role: str  # input | output
+    created_at: float
+
+
+def check_version_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidValueError(
+            f"version name {name!r} is not allowed: use letters, digits and . _ - / "
+            "(starting with a letter or digit, at most 200 characters, no '@')."
+        )
+    return name
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``name``, ``name@3``, ``name@latest`` or ``name@<hash prefix>`` -> (name, version)."""
+    name, sep, version = ref.partition("@")
+    if sep and not version:
+        raise InvalidValueError(f"{ref!r} has an empty version; write NAME@3 or NAME@<hash>.")
+    return check_version_name(name), (version or None)
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.executescript(_SCHEMA)
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    # -- writing ---------------------------------------------------------------------
+    def add(self, record: VersionRecord) -> VersionRecord:
+        """Record a version (an existing (name, hash) keeps its first record)."""
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.name,
+                    record.hash,
+                    record.object,
+                    record.kind,
+                    record.size,
+                    json.dumps(record.schema) if record.schema is not None else None,
+                    record.path,
+                    record.created_at,
+                    record.run_id,
+                    json.dumps(record.meta),
+                ),
+            )
+        return self.get(record.name, record.hash)
+
+    def add_edge(self, run_id: str, name: str, digest: str, role: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
+                (run_id, name, digest, role, time.time()),
+            )
+
+    def update_meta(self, name: str, digest: str, **meta: Any) -> None:
+        record = self.get(name, digest)
+        record.meta.update(meta)
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE versions SET meta = ? WHERE name = ? AND hash = ?",
+                (json.dumps(record.meta), name, digest),
+            )
+
+    # -- reading ---------------------------------------------------------------------
+    def _records(self, where: str = "", args: tuple[Any, ...] = ()) -> list[VersionRecord]:
+        if not self.path.exists():
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT name, hash, object, kind, size, schema, path, created_at, run_id, meta "
+                f"FROM versions {where} ORDER BY name, created_at, hash",
+                args,
+            ).fetchall()
+        out: list[VersionRecord] = []
+        numbers: dict[str, int] = {}
+        for row in rows:
+            numbers[row[0]] = numbers.get(row[0], 0) + 1
+            out.append(
+                VersionRecord(
+                    name=row[0],
+                    hash=row[1],
+                    object=row[2],
+                    kind=row[3],
+                    size=row[4],
+                    schema=json.loads(row[5]) if row[5] else None,
+                    path=row[6],
+                    created_at=row[7],
+                    run_id=row[8],
+                    meta=json.loads(row[9]) if row[9] else {},
+                    number=numbers[row[0]],
+                )
+            )
+        return out
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        return self._records("WHERE name = ?", (name,))
+
+    def names(self) -> list[str]:
+        return sorted({r.name for r in self._records()})
+
+    def all(self) -> list[VersionRecord]:
+        return self._records()
+
+    def get(self, name: str, digest: str) -> VersionRecord:
+        for record in self.versions(name):
+            if record.hash == digest:
+                return record
+        raise VersionNotFoundError(f"{name}@{digest[:12]} is not recorded.")
+
+    def resolve(self, ref: str) -> VersionRecord:
+        """The record a reference names (see :func:`parse_ref`)."""
+        name, version = parse_ref(ref)
+        records = self.versions(name)
+        if not records:
+            known = self.names()
+            hint = f" Known names: {', '.join(known[:20])}." if known else ""
+            raise VersionNotFoundError(
+                f"no versions of {name!r} are recorded here; version it first with "
+                f"mlnb.version(..., name={name!r}) or `mlnb pull` them from a remote.{hint}"
+            )
+        if version is None or version == "latest":
+            return records[-1]
+        if version.isdigit() and len(version) < 6:
+            number = int(version)
+            if 1 <= number <= len(records):
+                return records[number - 1]
+        else:
+            matches = [r for r in records if r.hash.startswith(version.lower())]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise VersionNotFoundError(
+                    f"{ref!r} matches {len(matches)} versions; give more hex digits."
+                )
+        listing = ", ".join(f"@{r.number} ({r.short})" for r in records[-10:])
+        raise VersionNotFoundError(
+            f"{name!r} has no version {version!r}; it has {len(records)}: {listing}. "
+            f"See `mlnb versions {name}`."
+        )
+
+    def edges(
+        self, *, run_id: str | None = None, name: str | None = None, digest: str | None = None
+    ) -> list[Edge]:
+        if not self.path.exists():
+            return []
+        clauses, args = [], []
+        for column, value in (("run_id", run_id), ("name", name), ("hash", digest)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT run_id, name, hash, role, created_at FROM edges {where} "
+                "ORDER BY created_at",
+                tuple(args),
+            ).fetchall()
+        return [Edge(*row) for row in rows]
+
+    # -- exchange with remotes ---------------------------------------------------------
+    def import_record(self, data: dict[str, Any]) -> None:
+        data = {k: v for k, v in data.items() if k != "number"}
+        self.add(VersionRecord(**data))
+
+    def import_edge(self, data: dict[str, Any]) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
+                (data["run_id"], data["name"], data["hash"], data["role"], data["created_at"]),
+            )
