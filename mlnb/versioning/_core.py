@@ -168,6 +168,11 @@ def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
         raise InvalidValueError(
             f"{str(obj)!r} does not exist (working directory {Path.cwd()}); check the path."
         )
+    if not (path.is_file() or path.is_dir()):
+        raise InvalidValueError(
+            f"{str(obj)!r} is not a regular file or folder (a pipe, socket or device); "
+            "version the data it holds by writing it to a file first."
+        )
     if not os.access(path, os.R_OK):
         raise InvalidValueError(f"{str(obj)!r} is not readable; check its permissions.")
     relative = project.relative(path)
