@@ -33,6 +33,9 @@ demo: install
 	@mkdir -p .mlnb/demo
 	$(VENV)/bin/papermill notebooks/train.ipynb .mlnb/demo/train-output.ipynb -p C 0.5 --log-level WARNING
 	$(PY) -m mlnb show --experiment train
+	@echo; echo "== versions and lineage of the training data"
+	$(PY) -m mlnb versions breast-cancer
+	$(PY) -m mlnb lineage breast-cancer
 
 test: install system-deps lint typecheck
 	$(PY) -m pytest

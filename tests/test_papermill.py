@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,10 @@ def test_train_notebook_under_plain_papermill_records_the_injected_value(project
     assert 0.9 < run.data.metrics["accuracy"] <= 1.0
     versions = _client().search_model_versions("name='breast-cancer-classifier'")
     assert [v.run_id for v in versions] == [run_id]
+    assert len(versions[0].tags["mlnb.hash"]) == 64  # the model's files, by content
+    (dataset,) = [d.dataset for d in _client().get_run(run_id).inputs.dataset_inputs]
+    assert dataset.name == "breast-cancer"
+    assert json.loads(dataset.profile)["num_rows"] == 569
 
     code = _text(run_id, "mlnb/code.py", project / "a")
     assert "C = 0.5" in code and code.count("(papermill injected parameters)") == 1
