@@ -71,7 +71,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    return subprocess.call(command, env={**os.environ})
+    # MLflow's background job runner (8 huey processes) serves GenAI jobs mlnb never uses.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    return subprocess.call(command, env=env)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
