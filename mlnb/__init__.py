@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlnb._version import __version__
+from mlnb.endpoints import endpoint
 from mlnb.exceptions import MlnbError
 from mlnb.tracking import (
     active_run,
@@ -40,6 +41,7 @@ __all__ = [
     "active_run",
     "checkout",
     "end_run",
+    "endpoint",
     "flush",
     "lineage",
     "load_ipython_extension",

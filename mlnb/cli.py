@@ -124,7 +124,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
 def _cmd_push(args: argparse.Namespace) -> int:
     from mlnb.versioning import push
 
-    result = push(args.remote, args.name or None)
+    result = push(args.remote, args.name or None, verify=args.verify)
     print(
         f"pushed {len(result.sent)} object(s) ({result.bytes:,} bytes) and "
         f"{result.records} record(s) to {result.remote}; {result.skipped} already there"
@@ -151,6 +151,35 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     for digest in result.removed:
         print(f"{verb} {digest[:16]}")
     print(f"{verb} {len(result.removed)} object(s), {result.freed:,} bytes; kept {result.kept}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mlnb.export import export_notebook
+
+    result = export_notebook(
+        args.notebook, args.output, force=args.force, parity=args.parity, verify=not args.no_verify
+    )
+    meta = result.metadata
+    print(f"exported {args.notebook} to {result.folder}")
+    for model in meta["models"]:
+        print(f"  model     {model['resolved']}  pinned as {model['path']} ({model['hash'][:12]})")
+    for endpoint in meta["endpoints"]:
+        kind, function = endpoint["kind"], endpoint["function"]
+        print(f"  endpoint  POST {endpoint['path']}  ({kind}, from {function})")
+    for path, answer in result.answers.items():
+        shown = answer.get("predictions", answer) if isinstance(answer, dict) else answer
+        print(f"  verified  POST {path} with the example -> 200 {str(shown)[:80]}")
+    if result.parity is not None:
+        print("  parity    the service answers as the notebook's own predict(example)")
+    print(f"serve it:  mlnb serve {result.folder}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mlnb.serve import serve
+
+    serve(args.folder, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -194,8 +223,25 @@ def _parser() -> argparse.ArgumentParser:
         p = add(verb, func, text)
         p.add_argument("remote", nargs="?", help="file:///…, s3://…  (default: [tool.mlnb] remote)")
         p.add_argument("--name", "-n", action="append", help="only this name (repeatable)")
+        if verb == "push":
+            p.add_argument(
+                "--verify", action="store_true", help="re-hash objects already on the remote"
+            )
     gcp = add("gc", _cmd_gc, "remove stored objects that no version refers to")
     gcp.add_argument("--dry-run", action="store_true", help="only list them")
+    exp = add("export", _cmd_export, "turn a notebook's mlnb:export cells into a FastAPI service")
+    exp.add_argument("notebook")
+    exp.add_argument("-o", "--output", required=True, help="service folder to write")
+    exp.add_argument("--force", action="store_true", help="replace an earlier export")
+    exp.add_argument(
+        "--parity", action="store_true", help="also check answers against the notebook"
+    )
+    exp.add_argument("--no-verify", action="store_true", help="skip starting the service")
+    srv = add("serve", _cmd_serve, "run an exported service with uvicorn")
+    srv.add_argument("folder")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--workers", type=int, default=1)
     ui = add("ui", _cmd_ui, "open the MLflow UI on this project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

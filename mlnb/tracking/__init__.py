@@ -158,8 +158,12 @@ def _version_model(info: LoggedModelInfo, name: str, run_id: str) -> None:
 
 def load_model(model_uri: str) -> Any:
     """Load any MLflow model URI; the native object when the flavor has one."""
-    from mlnb.config import get_settings
     from mlnb.tracking import _client, _models
+
+    pinned = _models.PINNED.get(model_uri)
+    if pinned is not None:  # inside an exported service: the copy pinned by hash
+        return _models.load_model(str(pinned))
+    from mlnb.config import get_settings
 
     current = session()
     current.loaded_mlflow()

@@ -50,6 +50,11 @@ _NATIVE_FLAVORS = (
 )
 
 
+#: model URI -> local folder; set by an exported service so that the notebook's own
+#: ``mlnb.load_model("models:/name@alias")`` loads the copy pinned (by hash) at export
+PINNED: dict[str, Any] = {}
+
+
 @dataclass
 class LoggedModelInfo:
     model_uri: str

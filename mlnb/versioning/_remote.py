@@ -76,18 +76,27 @@ def _remote_call(url: str, doing: str, func: Any, *args: Any, **kwargs: Any) -> 
         raise
 
 
-def _remote_objects(fs: Any, root: str, url: str) -> set[str]:
+def _remote_objects(fs: Any, root: str, url: str) -> dict[str, int | None]:
+    """Objects on the remote and their sizes."""
     base = f"{root}/objects"
     try:
-        found = _remote_call(url, "list objects", fs.find, base)
+        found = _remote_call(url, "list objects", fs.find, base, detail=True)
     except FileNotFoundError:
-        return set()
-    out = set()
-    for path in found:
+        return {}
+    out: dict[str, int | None] = {}
+    for path, info in found.items():
         parts = str(path).rstrip("/").split("/")
         if len(parts) >= 2 and len(parts[-2]) == 2 and not parts[-1].startswith(".tmp-"):
-            out.add(parts[-2] + parts[-1])
+            out[parts[-2] + parts[-1]] = info.get("size")
     return out
+
+
+def _remote_records(fs: Any, root: str, url: str) -> list[dict[str, Any]]:
+    try:
+        paths = sorted(_remote_call(url, "list records", fs.ls, f"{root}/records", detail=False))
+    except FileNotFoundError:
+        return []
+    return [json.loads(_remote_call(url, "read records", fs.cat_file, path)) for path in paths]
 
 
 def _wanted(project: Project, names: Iterable[str] | None) -> list[str]:
@@ -103,17 +112,23 @@ def _wanted(project: Project, names: Iterable[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def push(url: str | None = None, names: Iterable[str] | None = None) -> TransferResult:
-    """Copy missing objects and the registry to the remote."""
+def push(
+    url: str | None = None, names: Iterable[str] | None = None, verify: bool = False
+) -> TransferResult:
+    """Copy missing objects and new records to the remote. An object already there is sent
+    again when its size differs (or, with ``verify``, its content does not hash right)."""
     project = Project.current()
     fs, root, url = _open(url, project)
     result = TransferResult(remote=url)
     present = _remote_objects(fs, root, url)
     for digest in _wanted(project, names):
-        if digest in present:
-            result.skipped += 1
-            continue
         local = project.store.verify(digest)  # never spread a corrupted object
+        if digest in present:
+            remote_path = f"{root}/objects/{digest[:2]}/{digest[2:]}"
+            same_size = present[digest] in (None, local.stat().st_size)
+            if same_size and (not verify or _hash_remote(fs, remote_path, url) == digest):
+                result.skipped += 1
+                continue
         target = f"{root}/objects/{digest[:2]}/{digest[2:]}"
         tmp = f"{root}/objects/{digest[:2]}/.tmp-{uuid.uuid4().hex}"
         _remote_call(
@@ -129,18 +144,30 @@ def push(url: str | None = None, names: Iterable[str] | None = None) -> Transfer
         _remote_call(url, f"store object {digest[:12]}", fs.mv, tmp, target)
         result.sent.append(digest)
         result.bytes += local.stat().st_size
-    versions = [r.to_json() for r in project.registry.all()]
-    doc = {
-        "pushed_at": time.time(),
-        "versions": versions,
-        "edges": [e.__dict__ for e in project.registry.edges()],
-    }
+    # Records: only what the remote does not have yet, so it does not grow on every push.
+    known_versions: set[tuple[str, str]] = set()
+    known_edges: set[tuple[str, str, str, str]] = set()
+    for doc in _remote_records(fs, root, url):
+        known_versions.update((v["name"], v["hash"]) for v in doc.get("versions", []))
+        known_edges.update(
+            (e["run_id"], e["name"], e["hash"], e["role"]) for e in doc.get("edges", [])
+        )
+    versions = [
+        r.to_json() for r in project.registry.all() if (r.name, r.hash) not in known_versions
+    ]
+    edges = [
+        e.__dict__
+        for e in project.registry.edges()
+        if (e.run_id, e.name, e.hash, e.role) not in known_edges
+    ]
     result.records = len(versions)
-    _remote_call(url, "create a folder", fs.makedirs, f"{root}/records", exist_ok=True)
-    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
-    _remote_call(
-        url, "write records", fs.pipe_file, f"{root}/records/{name}", json.dumps(doc).encode()
-    )
+    if versions or edges:
+        doc = {"pushed_at": time.time(), "versions": versions, "edges": edges}
+        _remote_call(url, "create a folder", fs.makedirs, f"{root}/records", exist_ok=True)
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
+        _remote_call(
+            url, "write records", fs.pipe_file, f"{root}/records/{name}", json.dumps(doc).encode()
+        )
     return result
 
 
@@ -158,22 +185,17 @@ def pull(url: str | None = None, names: Iterable[str] | None = None) -> Transfer
     project = Project.current()
     fs, root, url = _open(url, project)
     result = TransferResult(remote=url)
-    try:
-        record_files = sorted(
-            _remote_call(url, "list records", fs.ls, f"{root}/records", detail=False)
-        )
-    except FileNotFoundError:
-        raise RemoteError(
-            f"{url} has no mlnb records; push to it first (mlnb push {url})."
-        ) from None
+    docs = _remote_records(fs, root, url)
+    if not docs:
+        raise RemoteError(f"{url} has no mlnb records; push to it first (mlnb push {url}).")
     project.settings.home.mkdir(parents=True, exist_ok=True)
-    for path in record_files:
-        doc = json.loads(_remote_call(url, "read records", fs.cat_file, path))
+    before = {(r.name, r.hash) for r in project.registry.all()}
+    for doc in docs:
         for version in doc.get("versions", []):
             project.registry.import_record(version)
-            result.records += 1
         for edge in doc.get("edges", []):
             project.registry.import_edge(edge)
+    result.records = len({(r.name, r.hash) for r in project.registry.all()} - before)
     store = project.store
     selected = set(names) if names else None
     records = [r for r in project.registry.all() if selected is None or r.name in selected]
@@ -211,7 +233,7 @@ def _fetch(fs: Any, root: str, url: str, project: Project, digest: str) -> None:
     except CorruptObjectError:
         raise CorruptObjectError(
             f"object {digest[:12]} on {url} does not match its hash; it was not stored. "
-            "Push a good copy from a clone that has it."
+            "Run `mlnb push --verify` from a clone that has a good copy to replace it."
         ) from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,61 @@
+"""``mlnb export``: the cells of a notebook tagged ``mlnb:export`` become a typed FastAPI
+service folder, with its models pinned by content hash, verified before it is written."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlnb.exceptions import NotebookError
+from mlnb.export._plan import ExportPlan, read_plan
+
+__all__ = ["ExportResult", "export_notebook", "read_plan"]
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    metadata: dict[str, Any]
+    answers: dict[str, Any]
+    parity: list[Any] | None = None
+
+
+def export_notebook(
+    notebook: str | Path,
+    output: str | Path,
+    *,
+    force: bool = False,
+    parity: bool = False,
+    verify: bool = True,
+) -> ExportResult:
+    """Export ``notebook`` into ``output``. Nothing is written unless every check passes."""
+    from mlnb.export._build import build_service, replace_folder
+    from mlnb.export._verify import check_parity, run_example
+    from mlnb.serve._service import METADATA_FILE
+
+    output = Path(output)
+    if output.exists():
+        if not force:
+            raise NotebookError(
+                f"{output} already exists; pass --force to replace it, or choose another folder."
+            )
+        if any(output.iterdir()) and not (output / METADATA_FILE).exists():
+            raise NotebookError(
+                f"{output} exists and is not an mlnb export (no {METADATA_FILE}); refusing to "
+                "replace it even with --force. Choose another folder."
+            )
+    plan: ExportPlan = read_plan(notebook)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        metadata = build_service(plan, staging)
+        answers = run_example(staging, metadata) if verify else {}
+        matched = check_parity(plan.path, answers) if parity else None
+        replace_folder(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(output, metadata, answers, matched)

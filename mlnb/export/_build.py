@@ -1,0 +1,282 @@
+"""Writing the service folder: pinned models, service.py, metadata, requirements, Dockerfile."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import platform
+import shutil
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+from blake3 import blake3
+
+from mlnb._version import __version__
+from mlnb.exceptions import NotebookError
+from mlnb.export._plan import EXAMPLE_TAG, ExportPlan
+
+__all__ = ["build_service"]
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text).strip("-") or "model"
+
+
+def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
+    """Resolve each model URI to a concrete version and copy it under ``folder/model``."""
+    import mlflow
+
+    from mlnb.config import get_settings
+    from mlnb.tracking._client import get_client
+    from mlnb.tracking._models import resolve_model_version
+    from mlnb.versioning._hashing import hash_tree
+
+    pinned: list[dict[str, Any]] = []
+    client = get_client(get_settings()) if plan.model_uris else None
+    for uri in plan.model_uris:
+        name = version = run_id = None
+        try:
+            if uri.startswith("models:/"):
+                found = resolve_model_version(client, uri)
+                name, version, run_id = found.name, str(found.version), found.run_id
+                source = f"models:/{name}/{version}"
+                target = folder / "model" / f"{_slug(name)}-v{version}"
+            else:
+                source = uri
+                if uri.startswith("runs:/"):
+                    run_id = uri[len("runs:/") :].split("/", 1)[0]
+                target = folder / "model" / _slug(uri.split(":", 1)[-1])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mlflow.artifacts.download_artifacts(source, dst_path=str(target))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise NotebookError(
+                f"model URI {uri!r} does not resolve: {first}. Check the name and version in "
+                "the registry (`mlnb ui`), or register the model with %mlnb model VAR --name NAME."
+            ) from exc
+        # download_artifacts puts the model's files directly in target (or in a sub-folder)
+        digest, entries = hash_tree(target)
+        pinned.append(
+            {
+                "uri": uri,
+                "resolved": source,
+                "name": name,
+                "version": version,
+                "run_id": run_id,
+                "path": target.relative_to(folder).as_posix(),
+                "hash": digest,
+                "files": [{"path": e.path, "hash": e.hash, "size": e.size} for e in entries],
+            }
+        )
+    return pinned
+
+
+def _evaluate(
+    plan: ExportPlan, folder: Path, models: list[dict[str, Any]]
+) -> tuple[dict[str, Any], Any]:
+    """Run the exported cells (models from the pinned copies) and the example cell."""
+    from mlnb.tracking import _models
+
+    before = dict(_models.PINNED)
+    _models.PINNED.update({m["uri"]: folder / m["path"] for m in models})
+    module = types.ModuleType("mlnb_export_check")
+    namespace = vars(module)
+    namespace["__name__"] = "mlnb_export_check"
+    sys.modules["mlnb_export_check"] = module
+    try:
+        for cell in plan.exported:
+            try:
+                exec(compile(cell.source, f"<{cell.label}>", "exec"), namespace)
+            except Exception as exc:
+                raise NotebookError(
+                    f"{cell.label} (tagged mlnb:export) failed when run on its own: "
+                    f"{type(exc).__name__}: {exc}. The service runs only exported cells, in "
+                    "notebook order; tag what it needs."
+                ) from exc
+        example = None
+        if plan.example is not None:
+            scope = dict(namespace)
+            try:
+                exec(compile(plan.example.source, f"<{plan.example.label}>", "exec"), scope)
+            except Exception as exc:
+                raise NotebookError(
+                    f"{plan.example.label} (tagged {EXAMPLE_TAG}) failed: {type(exc).__name__}: "
+                    f"{exc}. Make it self-contained (its own imports, literal values)."
+                ) from exc
+            if "example" not in scope:
+                raise NotebookError(
+                    f"{plan.example.label} is tagged {EXAMPLE_TAG} but does not set a variable "
+                    "named `example` (a DataFrame, a dict or a list of dicts)."
+                )
+            example = scope["example"]
+    finally:
+        _models.PINNED.clear()
+        _models.PINNED.update(before)
+    return namespace, example
+
+
+def describe_endpoints(
+    namespace: dict[str, Any], example: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from mlnb.serve._schemas import dataframe_schema_from_example, example_records, shape_of
+    from mlnb.serve._service import ServiceError, collect_endpoints
+
+    try:
+        endpoints = collect_endpoints(namespace)
+    except ServiceError as exc:
+        raise NotebookError(str(exc)) from None
+    if not endpoints:
+        raise NotebookError(
+            "the exported cells define no endpoint: define `predict(df: pd.DataFrame)` (or "
+            "any function decorated with @mlnb.endpoint('/path')) in a cell tagged mlnb:export."
+        )
+    described = []
+    example_doc: dict[str, Any] | None = None
+    import pandas as pd
+
+    if example is not None:
+        if isinstance(example, pd.DataFrame) or (
+            isinstance(example, list) and all(isinstance(r, dict) for r in example)
+        ):
+            records = example_records(example)
+            example_doc = {"kind": "records", "records": records, "value": records}
+        elif isinstance(example, dict):
+            example_doc = {"kind": "json", "records": [example], "value": example}
+        else:
+            raise NotebookError(
+                f"`example` is a {type(example).__name__}; make it a DataFrame, a dict or a "
+                "list of dicts."
+            )
+    for endpoint in endpoints:
+        try:
+            shape = shape_of(endpoint.function, namespace, example, None)
+        except TypeError as exc:
+            raise NotebookError(f"endpoint {endpoint.path}: {exc}") from None
+        item: dict[str, Any] = {
+            "path": endpoint.path,
+            "function": endpoint.function.__name__,
+            "kind": shape.kind,
+        }
+        if shape.kind == "dataframe":
+            item["schema"] = dataframe_schema_from_example(example).to_json()
+        item["request_schema"] = shape.request_schema
+        described.append(item)
+    return described, example_doc
+
+
+def requirements(code: str, models: list[dict[str, Any]], folder: Path) -> list[str]:
+    """Pinned versions of what the code imports and what the models need."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module.split(".")[0])
+    by_module = importlib.metadata.packages_distributions()
+    pins: dict[str, str] = {"mlnb": f"mlnb[serve]=={__version__}"}
+    for module in sorted(modules):
+        for dist in by_module.get(module, []):
+            key = dist.lower().replace("_", "-")
+            if key not in pins:
+                try:
+                    pins[key] = f"{dist}=={importlib.metadata.version(dist)}"
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+    for model in models:
+        for req_file in (folder / model["path"]).rglob("requirements.txt"):
+            for line in req_file.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith(("#", "-")):
+                    key = (
+                        line.split("==")[0]
+                        .split(">=")[0]
+                        .split("[")[0]
+                        .strip()
+                        .lower()
+                        .replace("_", "-")
+                    )
+                    pins.setdefault(key, line)
+    pins.pop("mlflow-skinny", None)
+    return sorted(pins.values(), key=str.lower)
+
+
+DOCKERFILE = """\
+# Built by mlnb export. The model is pinned by hash in ./model and checked at start-up.
+FROM python:{python}-slim
+WORKDIR /service
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+ENV MLNB_LOG_LEVEL=INFO
+EXPOSE 8000
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz')"
+CMD ["mlnb", "serve", ".", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+"""
+
+
+def service_code(plan: ExportPlan) -> str:
+    parts = [
+        f'"""Service code exported by mlnb {__version__} from {plan.path.name}.\n\n'
+        "The cells tagged mlnb:export, in notebook order. Edit the notebook, not this file:\n"
+        f'`mlnb export {plan.path.name} -o DIR --force` writes it again.\n"""\n',
+        "import mlnb  # noqa: F401  (mlnb.load_model loads the models pinned in ./model)\n",
+    ]
+    for cell in plan.exported:
+        parts.append(f"# %% [{cell.label}] mlnb:export\n{cell.source.rstrip()}\n")
+    return "\n".join(parts)
+
+
+def build_service(plan: ExportPlan, folder: Path) -> dict[str, Any]:
+    """Write the service into ``folder`` (which must be empty or missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    models = pin_models(plan, folder)
+    namespace, example = _evaluate(plan, folder, models)
+    endpoints, example_doc = describe_endpoints(namespace, example)
+    code = service_code(plan)
+    (folder / "service.py").write_text(code, encoding="utf-8")
+    reqs = requirements(plan.code, models, folder)
+    (folder / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
+    python = ".".join(platform.python_version_tuple()[:2])
+    (folder / "Dockerfile").write_text(DOCKERFILE.format(python=python), encoding="utf-8")
+    first = endpoints[0]
+    if example_doc is not None:
+        body = (
+            {"records": example_doc["records"]}
+            if first["kind"] == "dataframe"
+            else example_doc["value"]
+        )
+        (folder / "example.json").write_text(
+            json.dumps(body, indent=1, default=str) + "\n", encoding="utf-8"
+        )
+    metadata = {
+        "name": plan.path.stem,
+        "notebook": {
+            "path": str(plan.path.resolve()),
+            "hash": blake3(plan.path.read_bytes()).hexdigest(),
+        },
+        "cells": [{"index": c.index, "id": c.cell_id} for c in plan.exported],
+        "example_cell": plan.example.cell_id if plan.example else None,
+        "code": "service.py",
+        "models": models,
+        "endpoints": endpoints,
+        "example": example_doc,
+        "requirements": reqs,
+        "mlnb_version": __version__,
+        "python_version": platform.python_version(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source_run_id": models[0]["run_id"] if models else None,
+    }
+    (folder / "mlnb-service.json").write_text(
+        json.dumps(metadata, indent=1, default=str) + "\n", encoding="utf-8"
+    )
+    return metadata
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    source.rename(target)

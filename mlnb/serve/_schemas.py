@@ -1,0 +1,250 @@
+"""Request and response shapes of an endpoint, from its type hints or the notebook's example.
+
+A DataFrame endpoint (its parameter is a ``pandas.DataFrame``) takes
+``{"records": [{column: value, ...}, ...]}`` with the columns, types and nullability of the
+example; missing and extra columns, wrong types, NaN and infinities are refused field by
+field. Any other endpoint takes a JSON body shaped by its parameters' type hints (pydantic
+models, TypedDicts, primitives).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model, with_config
+from typing_extensions import TypedDict
+
+__all__ = [
+    "DataFrameSchema",
+    "EndpointShape",
+    "dataframe_schema_from_example",
+    "example_records",
+    "shape_of",
+]
+
+MAX_RECORDS = 10_000
+
+_PY_TYPES: dict[str, Any] = {
+    "float": float,
+    "int": int,
+    "bool": bool,
+    "str": str,
+    "datetime": datetime,
+}
+
+
+def _kind(dtype: str) -> str:
+    dtype = dtype.lower()
+    if dtype.startswith(("float", "double")):
+        return "float"
+    if dtype.startswith(("int", "uint")):
+        return "int"
+    if dtype.startswith("bool"):
+        return "bool"
+    if dtype.startswith("datetime"):
+        return "datetime"
+    return "str"
+
+
+@dataclass(frozen=True)
+class DataFrameSchema:
+    columns: list[dict[str, Any]]  # {"name", "dtype", "type", "nullable"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "dataframe", "columns": self.columns}
+
+    @property
+    def names(self) -> list[str]:
+        return [c["name"] for c in self.columns]
+
+
+def dataframe_schema_from_example(example: Any) -> DataFrameSchema:
+    """Columns, dtypes and nullability of a DataFrame (or records) example."""
+    import pandas as pd
+
+    frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(_records(example))
+    columns = []
+    for name, dtype in frame.dtypes.items():
+        kind = _kind(str(dtype))
+        if kind == "str" and str(dtype) == "object":
+            values = frame[name].dropna()
+            if len(values) and all(isinstance(v, bool) for v in values):
+                kind = "bool"
+        columns.append(
+            {
+                "name": str(name),
+                "dtype": str(dtype),
+                "type": kind,
+                "nullable": bool(frame[name].isna().any()),
+            }
+        )
+    return DataFrameSchema(columns)
+
+
+def _records(example: Any) -> list[dict[str, Any]]:
+    if isinstance(example, dict):
+        return [example]
+    if isinstance(example, list) and all(isinstance(r, dict) for r in example):
+        return example
+    raise TypeError("example must be a DataFrame, a dict or a list of dicts")
+
+
+def example_records(example: Any) -> list[dict[str, Any]]:
+    """The example as JSON-ready records (NaN -> None)."""
+    import pandas as pd
+
+    if isinstance(example, pd.DataFrame):
+        frame = example.astype(object).where(example.notna(), None)
+        return [
+            {
+                str(k): (v.isoformat() if isinstance(v, (pd.Timestamp, datetime)) else v)
+                for k, v in r.items()
+            }
+            for r in frame.to_dict(orient="records")
+        ]
+    return _records(example)
+
+
+@dataclass
+class EndpointShape:
+    kind: str  # "dataframe" or "typed"
+    request: TypeAdapter[Any]
+    request_schema: dict[str, Any]
+    response_schema: dict[str, Any] | None
+    columns: list[str]
+    dtypes: dict[str, str]
+    params: list[str]  # typed endpoints: parameter names (single model param: [])
+    single_model: bool
+    returns: TypeAdapter[Any] | None
+
+
+def _record_type(schema: DataFrameSchema, name: str) -> Any:
+    fields: dict[str, Any] = {}
+    for column in schema.columns:
+        kind = _PY_TYPES[column["type"]]
+        fields[column["name"]] = (kind | None) if column["nullable"] else kind
+    record = TypedDict(f"{name}Record", fields)  # type: ignore[misc,operator]
+    return with_config(ConfigDict(extra="forbid", allow_inf_nan=False, title=f"{name}Record"))(
+        record
+    )
+
+
+def _dataframe_shape(schema: DataFrameSchema, name: str, example: Any) -> EndpointShape:
+    record = _record_type(schema, name)
+    request_type = with_config(ConfigDict(extra="forbid", title=f"{name}Request"))(
+        TypedDict(f"{name}Request", {"records": list[record]})  # type: ignore[misc,operator,valid-type]
+    )
+    adapter: TypeAdapter[Any] = TypeAdapter(request_type)
+    request_schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
+    request_schema.setdefault("properties", {}).setdefault("records", {}).update(
+        {"minItems": 1, "maxItems": MAX_RECORDS}
+    )
+    response_schema = {
+        "type": "object",
+        "properties": {
+            "predictions": {"type": "array", "items": {}},
+            "model": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": ["string", "null"]},
+                    "version": {"type": ["string", "null"]},
+                },
+            },
+            "request_id": {"type": "string"},
+        },
+        "required": ["predictions", "model", "request_id"],
+    }
+    if example is not None:
+        request_schema["example"] = {"records": example_records(example)}
+    return EndpointShape(
+        kind="dataframe",
+        request=adapter,
+        request_schema=request_schema,
+        response_schema=response_schema,
+        columns=schema.names,
+        dtypes={c["name"]: c["dtype"] for c in schema.columns},
+        params=[],
+        single_model=False,
+        returns=None,
+    )
+
+
+def _is_dataframe_type(annotation: Any) -> bool:
+    return getattr(annotation, "__name__", "") == "DataFrame" and "pandas" in getattr(
+        annotation, "__module__", ""
+    )
+
+
+def shape_of(
+    function: Any, namespace: dict[str, Any], example: Any, dataframe_schema: dict[str, Any] | None
+) -> EndpointShape:
+    """How ``function`` is called over HTTP (raises TypeError with the reason when it can't be)."""
+    name = "".join(part.capitalize() for part in function.__name__.split("_")) or "Endpoint"
+    signature = inspect.signature(function)
+    try:
+        hints = typing.get_type_hints(function, globalns=namespace)
+    except Exception as exc:
+        raise TypeError(f"the type hints of {function.__name__} cannot be resolved: {exc}") from exc
+    params = [
+        p for p in signature.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    annotations = {p.name: hints.get(p.name, inspect.Parameter.empty) for p in params}
+    is_frame = len(params) == 1 and _is_dataframe_type(annotations[params[0].name])
+    untyped = all(a is inspect.Parameter.empty for a in annotations.values())
+    if is_frame or (untyped and len(params) == 1 and (example is not None or dataframe_schema)):
+        if dataframe_schema is not None:
+            schema = DataFrameSchema(dataframe_schema["columns"])
+        elif example is not None:
+            schema = dataframe_schema_from_example(example)
+        else:
+            raise TypeError(
+                f"{function.__name__} takes a DataFrame but there is no mlnb:example cell to "
+                "learn its columns from; add a cell tagged mlnb:example that sets `example`."
+            )
+        return _dataframe_shape(schema, name, example)
+    if untyped and params:
+        raise TypeError(
+            f"{function.__name__} has no type hints and there is no example: annotate its "
+            "parameters (e.g. `df: pd.DataFrame`, a pydantic model, or int/str/float) or add "
+            "a cell tagged mlnb:example."
+        )
+    returns_hint = hints.get("return")
+    returns: TypeAdapter[Any] | None = None
+    if returns_hint not in (None, type(None)):
+        returns = TypeAdapter(returns_hint)  # type: ignore[arg-type]
+    first = annotations[params[0].name] if len(params) == 1 else None
+    if isinstance(first, type) and issubclass(first, BaseModel):
+        adapter: TypeAdapter[Any] = TypeAdapter(first)
+        single = True
+    else:
+        fields = {}
+        for p in params:
+            annotation = annotations[p.name]
+            if annotation is inspect.Parameter.empty:
+                annotation = Any
+            fields[p.name] = (annotation, ... if p.default is p.empty else p.default)
+        model = create_model(  # type: ignore[call-overload]
+            f"{name}Request", __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields
+        )
+        adapter = TypeAdapter(model)
+        single = False
+    request_schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
+    if example is not None and isinstance(example, dict):
+        request_schema["example"] = example
+    return EndpointShape(
+        kind="typed",
+        request=adapter,
+        request_schema=request_schema,
+        response_schema=returns.json_schema(ref_template="#/components/schemas/{model}")
+        if returns
+        else None,
+        columns=[],
+        dtypes={},
+        params=[p.name for p in params],
+        single_model=single,
+        returns=returns,
+    )

@@ -1,0 +1,137 @@
+"""Loading an exported service directory: metadata, pinned models, the notebook's code."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlnb.endpoints import EndpointSpec, spec_of
+from mlnb.exceptions import MlnbError
+
+__all__ = ["METADATA_FILE", "Service", "ServiceError", "collect_endpoints", "load_service"]
+
+METADATA_FILE = "mlnb-service.json"
+
+
+class ServiceError(MlnbError):
+    """An exported service that cannot start (missing files, a model that fails its hash)."""
+
+    exit_code = 6
+
+
+@dataclass
+class Endpoint:
+    path: str
+    function: Any
+    spec: EndpointSpec
+
+
+@dataclass
+class Service:
+    folder: Path
+    metadata: dict[str, Any]
+    module: types.ModuleType
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    @property
+    def example(self) -> Any:
+        return self.metadata.get("example")
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        models = self.metadata.get("models") or []
+        if not models:
+            return {"name": None, "version": None}
+        first = models[0]
+        return {"name": first.get("name"), "version": first.get("version")}
+
+
+def collect_endpoints(namespace: dict[str, Any]) -> list[Endpoint]:
+    """``predict`` and every ``@mlnb.endpoint`` function defined by the exported code."""
+    found: dict[str, Endpoint] = {}
+    for name, value in namespace.items():
+        if not callable(value) or isinstance(value, type):
+            continue
+        spec = spec_of(value)
+        if spec is None and name == "predict" and isinstance(value, types.FunctionType):
+            spec = EndpointSpec("/predict")
+        if spec is None:
+            continue
+        if spec.path in found:
+            raise ServiceError(
+                f"two endpoints use the path {spec.path}: {found[spec.path].function.__name__} "
+                f"and {name}; give one of them another path in @mlnb.endpoint(...)."
+            )
+        found[spec.path] = Endpoint(spec.path, value, spec)
+    return sorted(found.values(), key=lambda e: e.path)
+
+
+def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]:
+    """Check every pinned model's files against the hashes recorded at export."""
+    from mlnb.versioning._hashing import hash_tree
+
+    pinned: dict[str, Path] = {}
+    for model in models:
+        path = folder / model["path"]
+        if not path.is_dir():
+            raise ServiceError(
+                f"the model folder {path} is missing; export the notebook again "
+                "(mlnb export NOTEBOOK -o DIR --force)."
+            )
+        digest, entries = hash_tree(path)
+        if digest != model["hash"]:
+            expected = {e["path"]: e["hash"] for e in model.get("files", [])}
+            changed = [e.path for e in entries if expected.get(e.path) != e.hash]
+            changed += [p for p in expected if p not in {e.path for e in entries}]
+            names = ", ".join(str(path / p) for p in sorted(set(changed))[:5]) or str(path)
+            raise ServiceError(
+                f"refusing to start: the model files do not match the hash pinned at export "
+                f"({model['hash'][:12]}); changed: {names}. Export the notebook again."
+            )
+        pinned[model["uri"]] = path
+    return pinned
+
+
+def load_service(folder: str | Path) -> Service:
+    """Read ``mlnb-service.json``, verify the pinned models and run ``service.py``."""
+    folder = Path(folder).resolve()
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        raise ServiceError(
+            f"{folder} is not an exported service (no {METADATA_FILE}); create one with "
+            "`mlnb export NOTEBOOK -o DIR`."
+        )
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ServiceError(f"{meta_path} is not valid JSON ({exc}); export again.") from exc
+    from mlnb.tracking import _models
+
+    _models.PINNED.update(verify_models(folder, metadata.get("models", [])))
+    code_path = folder / metadata.get("code", "service.py")
+    module_name = f"mlnb_service_{abs(hash(str(folder)))}"
+    spec = importlib.util.spec_from_file_location(module_name, code_path)
+    if spec is None or spec.loader is None:
+        raise ServiceError(f"cannot load {code_path}; export again.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except MlnbError:
+        raise
+    except Exception as exc:
+        raise ServiceError(
+            f"the exported code in {code_path} failed at start-up: {type(exc).__name__}: {exc}"
+        ) from exc
+    service = Service(folder, metadata, module, collect_endpoints(vars(module)))
+    if not service.endpoints:
+        raise ServiceError(
+            f"{code_path} defines no endpoint: define predict(...) or decorate a function "
+            "with @mlnb.endpoint('/path')."
+        )
+    return service
