@@ -160,11 +160,17 @@ def describe_endpoints(
             "path": endpoint.path,
             "function": endpoint.function.__name__,
             "kind": shape.kind,
+            "example": shape.fits_example,
         }
         if shape.kind == "dataframe":
             item["schema"] = dataframe_schema_from_example(example).to_json()
         item["request_schema"] = shape.request_schema
         described.append(item)
+    if example_doc is not None and not any(e["example"] for e in described):
+        raise NotebookError(
+            "`example` fits none of the endpoints' request types "
+            f"({', '.join(e['path'] for e in described)}); make it the body one of them takes."
+        )
     return described, example_doc
 
 
@@ -242,7 +248,7 @@ def build_service(plan: ExportPlan, folder: Path) -> dict[str, Any]:
     (folder / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
     python = ".".join(platform.python_version_tuple()[:2])
     (folder / "Dockerfile").write_text(DOCKERFILE.format(python=python), encoding="utf-8")
-    first = endpoints[0]
+    first = next((e for e in endpoints if e["example"]), endpoints[0])
     if example_doc is not None:
         body = (
             {"records": example_doc["records"]}

@@ -74,7 +74,7 @@ def run_example(folder: Path, metadata: dict[str, Any], timeout: float = 120) ->
         example = metadata.get("example")
         answers: dict[str, Any] = {}
         for endpoint in metadata["endpoints"]:
-            if example is None:
+            if example is None or not endpoint.get("example"):
                 continue
             body = (
                 {"records": example["records"]}

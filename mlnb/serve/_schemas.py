@@ -120,6 +120,7 @@ class EndpointShape:
     params: list[str]  # typed endpoints: parameter names (single model param: [])
     single_model: bool
     returns: TypeAdapter[Any] | None
+    fits_example: bool = False  # the notebook's example is a valid body for this endpoint
 
 
 def _record_type(schema: DataFrameSchema, name: str) -> Any:
@@ -161,6 +162,7 @@ def _dataframe_shape(schema: DataFrameSchema, name: str, example: Any) -> Endpoi
     if example is not None:
         request_schema["example"] = {"records": example_records(example)}
     return EndpointShape(
+        fits_example=example is not None,
         kind="dataframe",
         request=adapter,
         request_schema=request_schema,
@@ -233,9 +235,16 @@ def shape_of(
         adapter = TypeAdapter(model)
         single = False
     request_schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
-    if example is not None and isinstance(example, dict):
-        request_schema["example"] = example
+    fits = False
+    if isinstance(example, dict):
+        try:
+            adapter.validate_python(example)
+            fits = True
+            request_schema["example"] = example
+        except ValueError:
+            fits = False
     return EndpointShape(
+        fits_example=fits,
         kind="typed",
         request=adapter,
         request_schema=request_schema,
