@@ -97,7 +97,7 @@ def _evaluate(
                     f"{type(exc).__name__}: {exc}. The service runs only exported cells, in "
                     "notebook order; tag what it needs."
                 ) from exc
-        example = None
+        examples: dict[str, Any] = {}
         if plan.example is not None:
             scope = dict(namespace)
             try:
@@ -107,22 +107,42 @@ def _evaluate(
                     f"{plan.example.label} (tagged {EXAMPLE_TAG}) failed: {type(exc).__name__}: "
                     f"{exc}. Make it self-contained (its own imports, literal values)."
                 ) from exc
-            if "example" not in scope:
+            if not any(k == "example" or k.startswith("example_") for k in scope):
                 raise NotebookError(
                     f"{plan.example.label} is tagged {EXAMPLE_TAG} but does not set a variable "
-                    "named `example` (a DataFrame, a dict or a list of dicts)."
+                    "named `example` (a DataFrame, a dict or a list of dicts; `example_NAME` for "
+                    "the endpoint function NAME)."
                 )
-            example = scope["example"]
+            examples = {
+                k: v for k, v in scope.items() if k == "example" or k.startswith("example_")
+            }
     finally:
         _models.PINNED.clear()
         _models.PINNED.update(before)
-    return namespace, example
+    return namespace, examples
+
+
+def _example_doc(name: str, example: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    from mlnb.serve._schemas import example_records
+
+    if isinstance(example, pd.DataFrame) or (
+        isinstance(example, list) and all(isinstance(r, dict) for r in example)
+    ):
+        records = example_records(example)
+        return {"kind": "records", "records": records, "value": records}
+    if isinstance(example, dict):
+        return {"kind": "json", "records": [example], "value": example}
+    raise NotebookError(
+        f"`{name}` is a {type(example).__name__}; make it a DataFrame, a dict or a list of dicts."
+    )
 
 
 def describe_endpoints(
-    namespace: dict[str, Any], example: Any
+    namespace: dict[str, Any], examples: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    from mlnb.serve._schemas import dataframe_schema_from_example, example_records, shape_of
+    from mlnb.serve._schemas import dataframe_schema_from_example, shape_of
     from mlnb.serve._service import ServiceError, collect_endpoints
 
     try:
@@ -135,35 +155,23 @@ def describe_endpoints(
             "any function decorated with @mlnb.endpoint('/path')) in a cell tagged mlnb:export."
         )
     described = []
-    example_doc: dict[str, Any] | None = None
-    import pandas as pd
-
-    if example is not None:
-        if isinstance(example, pd.DataFrame) or (
-            isinstance(example, list) and all(isinstance(r, dict) for r in example)
-        ):
-            records = example_records(example)
-            example_doc = {"kind": "records", "records": records, "value": records}
-        elif isinstance(example, dict):
-            example_doc = {"kind": "json", "records": [example], "value": example}
-        else:
-            raise NotebookError(
-                f"`example` is a {type(example).__name__}; make it a DataFrame, a dict or a "
-                "list of dicts."
-            )
+    example = examples.get("example")
+    example_doc = _example_doc("example", example) if example is not None else None
     for endpoint in endpoints:
         try:
-            shape = shape_of(endpoint.function, namespace, example, None)
+            own = f"example_{endpoint.function.__name__}"
+            chosen = examples.get(own, example)
+            shape = shape_of(endpoint.function, namespace, chosen, None)
         except TypeError as exc:
             raise NotebookError(f"endpoint {endpoint.path}: {exc}") from None
         item: dict[str, Any] = {
             "path": endpoint.path,
             "function": endpoint.function.__name__,
             "kind": shape.kind,
-            "example": shape.fits_example,
+            "example": _example_doc(own, chosen) if shape.fits_example else None,
         }
         if shape.kind == "dataframe":
-            item["schema"] = dataframe_schema_from_example(example).to_json()
+            item["schema"] = dataframe_schema_from_example(chosen).to_json()
         item["request_schema"] = shape.request_schema
         described.append(item)
     if example_doc is not None and not any(e["example"] for e in described):
@@ -240,15 +248,19 @@ def build_service(plan: ExportPlan, folder: Path) -> dict[str, Any]:
     """Write the service into ``folder`` (which must be empty or missing)."""
     folder.mkdir(parents=True, exist_ok=True)
     models = pin_models(plan, folder)
-    namespace, example = _evaluate(plan, folder, models)
-    endpoints, example_doc = describe_endpoints(namespace, example)
+    namespace, examples = _evaluate(plan, folder, models)
+    endpoints, example_doc = describe_endpoints(namespace, examples)
     code = service_code(plan)
     (folder / "service.py").write_text(code, encoding="utf-8")
     reqs = requirements(plan.code, models, folder)
     (folder / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
     python = ".".join(platform.python_version_tuple()[:2])
     (folder / "Dockerfile").write_text(DOCKERFILE.format(python=python), encoding="utf-8")
-    first = next((e for e in endpoints if e["example"]), endpoints[0])
+    # example.json is the body of the main endpoint: /predict, else the first with an example
+    with_example = [e for e in endpoints if e["example"]]
+    first = next((e for e in with_example if e["path"] == "/predict"), None)
+    first = first or (with_example[0] if with_example else endpoints[0])
+    example_doc = first["example"] or example_doc
     if example_doc is not None:
         body = (
             {"records": example_doc["records"]}

@@ -71,10 +71,10 @@ def run_example(folder: Path, metadata: dict[str, Any], timeout: float = 120) ->
             if time.monotonic() > deadline:
                 raise fail(f"the exported service did not become ready in {timeout:.0f} s.")
             time.sleep(0.2)
-        example = metadata.get("example")
         answers: dict[str, Any] = {}
         for endpoint in metadata["endpoints"]:
-            if example is None or not endpoint.get("example"):
+            example = endpoint.get("example")
+            if not example:
                 continue
             body = (
                 {"records": example["records"]}

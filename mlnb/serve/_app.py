@@ -141,7 +141,7 @@ class ServiceMiddleware:
         token = request_id_var.set(request_id)
         path = scope["path"]
         label = path if path in self.routes else "other"
-        status_holder = [500]
+        status_holder = [0]  # 0 until a response starts
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -187,17 +187,22 @@ class ServiceMiddleware:
                 await self.app(scope, limited_receive, send_with_id)
             except _TooLarge:
                 await reply(413, {"detail": f"request body larger than {limit} bytes"})
+            except Exception:
+                log.exception("unhandled error")
+                if status_holder[0] == 0:  # no response started yet: answer, no traceback
+                    await reply(500, {"detail": "internal error; see the log for this request id"})
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()
-            self.metrics.observe(label, status_holder[0], elapsed)
+            status = status_holder[0] or 500
+            self.metrics.observe(label, status, elapsed)
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
                     "path": path,
-                    "status": status_holder[0],
+                    "status": status,
                     "latency_ms": round(elapsed * 1000, 3),
                     "client": (scope.get("client") or ("", 0))[0],
                 },
@@ -207,6 +212,31 @@ class ServiceMiddleware:
 
 class _TooLarge(Exception):
     pass
+
+
+def _model_failure(path: str, request_id: str, exc: Exception, metrics: Metrics) -> Response:
+    """A failure inside the endpoint function, as an answer: a 422 when the model refused
+    values that passed the schema (ValueError, TypeError, KeyError), else a 500; never a
+    traceback to the client (the log has it, under the request id)."""
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        metrics.errors.labels(path, "model_input").inc()
+        log.warning("the model refused the input: %s: %s", type(exc).__name__, exc)
+        return JSONBytes(
+            {
+                "detail": f"the model refused the input: {type(exc).__name__}: {exc}",
+                "request_id": request_id,
+            },
+            status_code=422,
+        )
+    metrics.errors.labels(path, "server").inc()
+    log.error("prediction failed", exc_info=exc)
+    return JSONBytes(
+        {
+            "detail": "the prediction failed on the server; see its log for this request id",
+            "request_id": request_id,
+        },
+        status_code=500,
+    )
 
 
 class JSONBytes(Response):
@@ -255,7 +285,7 @@ def _add_endpoint(
     meta: dict[str, Any] = next(
         (e for e in service.metadata.get("endpoints", []) if e.get("path") == endpoint.path), {}
     )
-    example = service.example
+    example = meta.get("example") or service.example
     example_value = (example or {}).get("value")
     shape = shape_of(endpoint.function, vars(service.module), example_value, meta.get("schema"))
     model = service.model_info
@@ -292,11 +322,17 @@ def _add_endpoint(
                     ]
                 )
             if batcher is not None:
-                predictions = await batcher.submit(records)
+                try:
+                    predictions = await batcher.submit(records)
+                except Exception as exc:
+                    return _model_failure(path, request.state.request_id, exc, metrics)
             else:
                 from starlette.concurrency import run_in_threadpool
 
-                predictions = await run_in_threadpool(run, records)
+                try:
+                    predictions = await run_in_threadpool(run, records)
+                except Exception as exc:
+                    return _model_failure(path, request.state.request_id, exc, metrics)
             return JSONBytes(
                 {"predictions": predictions, "model": model, "request_id": request.state.request_id}
             )
@@ -320,7 +356,10 @@ def _add_endpoint(
                 payload = shape.request.validate_json(body)
             except ValidationError as exc:
                 raise _body_errors(exc) from None
-            result = await run_in_threadpool(call, payload)
+            try:
+                result = await run_in_threadpool(call, payload)
+            except Exception as exc:
+                return _model_failure(path, request.state.request_id, exc, metrics)
             return JSONBytes(result, headers={"x-request-id": request.state.request_id})
 
     responses: dict[int | str, dict[str, Any]] = {
@@ -404,30 +443,6 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         return JSONBytes(
             {"detail": exc.detail, "request_id": getattr(request.state, "request_id", None)},
             status_code=exc.status_code,
-        )
-
-    @app.exception_handler(Exception)
-    async def failed(request: Request, exc: Exception) -> Response:
-        request_id = getattr(request.state, "request_id", None)
-        if isinstance(exc, (ValueError, TypeError, KeyError)):
-            # The model refused values that passed the schema: the client's input.
-            metrics.errors.labels(request.url.path, "model_input").inc()
-            log.warning("the model refused the input: %s", exc)
-            return JSONBytes(
-                {
-                    "detail": f"the model refused the input: {type(exc).__name__}: {exc}",
-                    "request_id": request_id,
-                },
-                status_code=422,
-            )
-        metrics.errors.labels(request.url.path, "server").inc()
-        log.error("prediction failed", exc_info=exc)
-        return JSONBytes(
-            {
-                "detail": "the prediction failed on the server; see its log for this request id",
-                "request_id": request_id,
-            },
-            status_code=500,
         )
 
     base_openapi = app.openapi
