@@ -36,6 +36,8 @@ demo: install
 	@echo; echo "== versions and lineage of the training data"
 	$(PY) -m mlnb versions breast-cancer
 	$(PY) -m mlnb lineage breast-cancer
+	@echo; echo "== the model as a service: export notebooks/serve.ipynb, serve it, call it"
+	@MLNB=$(VENV)/bin/mlnb bash notebooks/demo-serve.sh
 
 test: install system-deps lint typecheck
 	$(PY) -m pytest
