@@ -40,7 +40,8 @@ def write_notebook(path: Path, *cells: object) -> Path:
 SERVE_CELLS = (
     code("import mlnb\nimport pandas as pd", "mlnb:export"),
     code(
-        f'model = mlnb.load_model("models:/{MODEL_NAME}/latest")\nFEATURES = list(model.feature_names_in_)',
+        f'model = mlnb.load_model("models:/{MODEL_NAME}/latest")\n'
+        "FEATURES = list(model.feature_names_in_)",
         "mlnb:export",
     ),
     code(

@@ -187,3 +187,12 @@ def test_example_notebooks_are_valid(notebook: str) -> None:
     assert tags.count("parameters") == 1
     assert any(c.source.strip() == "%load_ext mlnb" for c in nb.cells)
     assert all(c.cell_type != "code" or not c.outputs for c in nb.cells), "commit without outputs"
+
+
+def test_the_serve_notebook_is_tagged_for_export() -> None:
+    nb = nbformat.read(NOTEBOOKS / "serve.ipynb", as_version=4)
+    nbformat.validate(nb)
+    tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+    assert tags.count("mlnb:example") == 1 and tags.count("mlnb:skip") == 1
+    assert tags.count("mlnb:export") == 3
+    assert all(c.cell_type != "code" or not c.outputs for c in nb.cells), "commit without outputs"
