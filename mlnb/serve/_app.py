@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
@@ -392,7 +393,8 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     service = load_service(folder)
     metadata = service.metadata
     metrics = Metrics(service)
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package: /docs works without internet.
+    app = FastAPIOffline(
         title=metadata.get("name", "mlnb service"),
         version=str(
             (metadata.get("models") or [{}])[0].get("version") or metadata.get("mlnb_version")
