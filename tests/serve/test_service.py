@@ -190,6 +190,7 @@ def test_health_version_metrics_and_openapi(service: RunningService, exported: P
             "/predict": "dataframe",
         }
         client.post("/predict", json=_example(exported))
+        assert client.post("/predict", json={"records": [{}]}).status_code == 422
         metrics = client.get("/metrics").text
         for name in (
             'mlnb_requests_total{endpoint="/predict",status="200"}',
