@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks._common import print_table, row, run_module
 
-BENCHMARKS = ("cell_overhead", "log_metric", "log_model", "versioning")
+BENCHMARKS = ("cell_overhead", "log_metric", "log_model", "versioning", "serving")
 
 
 def _environment() -> str:

@@ -4,6 +4,7 @@ An object is kept once, at ``objects/<first 2 hex>/<rest of the hash>``. It is w
 temporary file in the same folder, fsynced, hashed again and renamed into place, so a crash
 never leaves a partial object under a valid hash. A folder is stored as its manifest (an
 object of its own) plus one object per file. Reading verifies the hash.
+
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class ObjectStore:
         return self.folder / digest[:2] / digest[2:]
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return os.path.isfile(f"{os.fspath(self.folder)}/{digest[:2]}/{digest[2:]}")
 
     def __iter__(self) -> Iterator[str]:
         if not self.folder.is_dir():
@@ -112,11 +113,11 @@ class ObjectStore:
     def put_tree(self, root: Path, cache: StatCache | None = None) -> tuple[str, list[TreeEntry]]:
         """Store a folder: each file, then its manifest. Returns (tree hash, entries)."""
         digest, entries = hash_tree(root, cache)
+        base = os.fspath(root)
         for entry in entries:
             if not self.has(entry.hash):
-                self.put_file(root / entry.path, expected=entry.hash)
-        manifest = tree_manifest(entries)
-        stored = self.put_bytes(manifest)
+                self.put_file(Path(base, entry.path), expected=entry.hash)
+        stored = self.put_bytes(tree_manifest(entries))
         assert stored == digest
         return digest, entries
 
