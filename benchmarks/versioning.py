@@ -23,7 +23,8 @@ is removed afterwards (at most about 2 GiB on disk at any time):
   without a cache; re-checks after touching one file (the path that reads a file again
   and rebuilds the manifest); ``ObjectStore.put_tree`` of the unchanged tree into a store
   holding all its files (as placeholders). The re-check is also split into its phases
-  (mlnb's own functions timed one at a time, and the floor: scandir + stat alone) and profiled with cProfile when the target
+  (mlnb's own functions timed one at a time, and the floor: scandir + stat alone) and
+  profiled with cProfile when the target
   is missed.
 * ``dataframe`` - ``mlnb.versioning.version(df, name="frame", run=False)`` on a
   1,000,000-row frame of 20 columns (15 float64, 3 int64, one string, one categorical) in a
