@@ -60,8 +60,12 @@ def reset_tracking() -> None:
     if mlflow is not None:
         while mlflow.active_run() is not None:
             mlflow.end_run()
-        mlflow.set_tracking_uri("")
-        mlflow.set_registry_uri("")
+        kept = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        mlflow.set_tracking_uri(None)  # MLflow's own default again (it also unsets the env)
+        mlflow.set_registry_uri(None)
+        for key, value in kept.items():  # a test's own setting (monkeypatch) stays
+            if value is not None:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ MLflow is imported here, inside functions, never at ``import mlnb`` (it costs ab
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +52,28 @@ def configure_mlflow(settings: Settings) -> None:
         os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = settings.artifact_root.as_uri()
         settings.home.mkdir(parents=True, exist_ok=True)
     if _configured.get("tracking") != settings.tracking_uri:
-        mlflow.set_tracking_uri(settings.tracking_uri)
+        with _environment_kept("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(settings.tracking_uri)
         _configured["tracking"] = settings.tracking_uri
     if settings.registry_uri and _configured.get("registry") != settings.registry_uri:
-        mlflow.set_registry_uri(settings.registry_uri)
+        with _environment_kept("MLFLOW_REGISTRY_URI"):
+            mlflow.set_registry_uri(settings.registry_uri)
         _configured["registry"] = settings.registry_uri
+
+
+@contextlib.contextmanager
+def _environment_kept(name: str) -> Iterator[None]:
+    """MLflow's set_*_uri also writes the URI into os.environ; that would pin this project's
+    store for the rest of the process (and its subprocesses) even after a change of folder,
+    and make it look like the user's own setting. Keep the environment as it was."""
+    before = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def get_client(settings: Settings) -> MlflowClient:

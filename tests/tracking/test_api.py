@@ -297,3 +297,14 @@ def test_starting_a_run_leaves_the_seeded_random_stream_alone(backend: str) -> N
     second = mlnb.active_run().info.run_name
     mlnb.end_run()
     assert first != second  # names are not tied to the user's seed
+
+
+def test_tracking_leaves_the_environment_alone(project: Path) -> None:
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; mlnb must not
+    leave it there, or the first project's store would follow the process everywhere."""
+    import os
+
+    mlnb.log_metric("m", 1.0)
+    mlnb.end_run()
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri().endswith("/.mlnb/mlflow.db")
