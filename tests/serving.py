@@ -63,6 +63,27 @@ SERVE_CELLS = (
 )
 
 
+@contextlib.contextmanager
+def registered_project(root: Path) -> Iterator[Path]:
+    """A project at ``root`` (the working directory meanwhile) whose registry holds the
+    example model ``bc``: for module-scoped fixtures, so the model is trained once."""
+    import pytest
+
+    from tests.conftest import _ENV_KEYS, reset_tracking
+
+    (root / ".mlnb").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in _ENV_KEYS:
+            mp.delenv(key, raising=False)
+        mp.chdir(root)
+        reset_tracking()
+        register_model()
+        try:
+            yield root
+        finally:
+            reset_tracking()
+
+
 def register_model() -> None:
     """Train the example pipeline and register it as `bc` in the current project."""
     from sklearn.datasets import load_breast_cancer

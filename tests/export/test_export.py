@@ -14,22 +14,14 @@ import pytest
 from mlnb.exceptions import NotebookError
 from mlnb.export import export_notebook
 from tests.conftest import _ENV_KEYS, reset_tracking
-from tests.serving import SERVE_CELLS, code, register_model, write_notebook
+from tests.serving import SERVE_CELLS, code, registered_project, write_notebook
 
 
 @pytest.fixture(scope="module")
 def model_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project whose registry holds the example model `bc` (module-wide: training once)."""
-    root = tmp_path_factory.mktemp("export") / "project"
-    (root / ".mlnb").mkdir(parents=True)
-    with pytest.MonkeyPatch.context() as mp:
-        for key in _ENV_KEYS:
-            mp.delenv(key, raising=False)
-        mp.chdir(root)
-        reset_tracking()
-        register_model()
+    with registered_project(tmp_path_factory.mktemp("export") / "project") as root:
         yield root
-        reset_tracking()
 
 
 @pytest.fixture

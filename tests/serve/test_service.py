@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from mlnb.export import export_notebook
-from tests.conftest import _ENV_KEYS, reset_tracking
 from tests.serving import (
     SERVE_CELLS,
     RunningService,
     code,
-    register_model,
+    registered_project,
     running_service,
     write_notebook,
 )
@@ -29,14 +28,7 @@ from tests.serving import (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("serve") / "project"
-    (root / ".mlnb").mkdir(parents=True)
-    with pytest.MonkeyPatch.context() as mp:
-        for key in _ENV_KEYS:
-            mp.delenv(key, raising=False)
-        mp.chdir(root)
-        reset_tracking()
-        register_model()
+    with registered_project(tmp_path_factory.mktemp("serve") / "project") as root:
         notebook = write_notebook(
             root / "serve.ipynb",
             *SERVE_CELLS[:3],
@@ -59,7 +51,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             ),
         )
         export_notebook(notebook, root / "svc", verify=False)
-        reset_tracking()
         yield root / "svc"
 
 
