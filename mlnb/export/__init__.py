@@ -58,4 +58,28 @@ def export_notebook(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _record_service(output, metadata)
     return ExportResult(output, metadata, answers, matched)
+
+
+def _record_service(folder: Path, metadata: dict[str, Any]) -> None:
+    """Lineage: the service reads the model versions pinned in it."""
+    from mlnb.config import get_settings
+    from mlnb.tracking._client import get_client
+    from mlnb.versioning._core import Project
+    from mlnb.versioning._lineage import SERVICE_PREFIX
+
+    registry = Project.current().registry
+    try:
+        client = get_client(get_settings())
+        for model in metadata["models"]:
+            if not model.get("name"):
+                continue
+            version = client.get_model_version(model["name"], model["version"])
+            digest = (version.tags or {}).get("mlnb.hash")
+            if digest:
+                registry.add_edge(
+                    f"{SERVICE_PREFIX}{folder.resolve()}", model["name"], digest, "input"
+                )
+    except Exception:
+        return  # lineage of a model versioned elsewhere is best effort

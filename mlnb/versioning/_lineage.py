@@ -15,6 +15,8 @@ from mlnb.versioning._registry import VersionRecord
 __all__ = ["lineage", "render_lineage"]
 
 MAX_DEPTH = 12
+#: edges whose "run" is an exported service folder (``mlnb export``) start with this
+SERVICE_PREFIX = "service:"
 
 
 def _version_json(record: VersionRecord) -> dict[str, Any]:
@@ -42,6 +44,8 @@ class _Runs:
         self._down = False
 
     def name(self, run_id: str) -> str | None:
+        if run_id.startswith(SERVICE_PREFIX):
+            return None
         if run_id in self._names or self._down:
             return self._names.get(run_id)
         try:
@@ -88,7 +92,7 @@ def lineage(ref: str) -> dict[str, Any]:
     def down(rec: VersionRecord, depth: int, seen: set[tuple[str, str]]) -> list[dict[str, Any]]:
         if depth >= MAX_DEPTH:
             return []
-        out = []
+        out: list[dict[str, Any]] = []
         consumers = {
             e.run_id for e in registry.edges(name=rec.name, digest=rec.hash) if e.role == "input"
         }
@@ -102,6 +106,10 @@ def lineage(ref: str) -> dict[str, Any]:
                 outputs.append(
                     {**_version_json(child), "downstream": down(child, depth + 1, seen | {key})}
                 )
+            if run_id.startswith(SERVICE_PREFIX):
+                path = run_id[len(SERVICE_PREFIX) :]
+                out.append({"service": path, "run_id": run_id, "run_name": None, "wrote": []})
+                continue
             out.append({"run_id": run_id, "run_name": runs.name(run_id), "wrote": outputs})
         return out
 
@@ -149,6 +157,9 @@ def render_lineage(doc: dict[str, Any]) -> str:
 
     def walk_down(runs: list[dict[str, Any]], indent: str) -> None:
         for run in runs:
+            if run.get("service"):
+                lines.append(f"{indent}-> served by the exported service {run['service']}")
+                continue
             lines.append(f"{indent}-> read by {_run_label(run)}")
             for item in run["wrote"]:
                 lines.append(f"{indent}     -> wrote {_label(item)}")

@@ -90,6 +90,12 @@ def test_export_writes_a_verified_service_with_the_model_pinned(in_project: Path
     assert "mlnb[serve]==" in (svc / "requirements.txt").read_text()
     assert json.loads((svc / "example.json").read_text())["records"][0]["mean radius"] == 17.99
     assert 'CMD ["mlnb", "serve"' in (svc / "Dockerfile").read_text()
+    from mlnb.versioning import lineage, render_lineage
+
+    doc = lineage("bc")  # the registered model's version record: what uses it
+    service = {"service": str(svc), "run_id": f"service:{svc}", "run_name": None, "wrote": []}
+    assert service in doc["downstream"]
+    assert f"-> served by the exported service {svc}" in render_lineage(doc)
 
 
 def test_an_existing_folder_is_kept_without_force(in_project: Path) -> None:
