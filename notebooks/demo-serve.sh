@@ -22,3 +22,5 @@ show curl -s -w '  (HTTP %{http_code})' "http://127.0.0.1:$PORT/predict" -H 'con
 echo; echo "\$ curl -s http://127.0.0.1:$PORT/metrics | grep mlnb_requests_total"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^mlnb_requests_total' || true
 echo; echo "OpenAPI page: http://127.0.0.1:$PORT/docs  (while \`mlnb serve $OUT\` runs)"
+echo; echo "\$ mlnb lineage breast-cancer-classifier   # from the data to the service"
+"$MLNB" lineage breast-cancer-classifier
