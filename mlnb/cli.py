@@ -183,6 +183,70 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pipeline_run(args: argparse.Namespace, resume: bool = False) -> int:
+    from mlnb.pipeline import parse_overrides, run_pipeline
+
+    result = run_pipeline(
+        args.pipeline,
+        parse_overrides(args.param),
+        force=getattr(args, "force", False),
+        only=getattr(args, "only", None),
+        from_step=getattr(args, "from_step", None),
+        workers=args.workers,
+    )
+    counts: dict[str, int] = {}
+    for step in result.steps.values():
+        counts[step.status] = counts.get(step.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    if result.run_id is None:
+        print(f"pipeline {result.name}: {summary}; nothing to run")
+    else:
+        print(
+            f"pipeline {result.name}: {summary}; run {result.run_id}; notebooks in {result.folder}"
+        )
+    return 0
+
+
+def _cmd_pipeline_status(args: argparse.Namespace) -> int:
+    from mlnb.pipeline import parse_overrides, pipeline_status
+
+    for row in pipeline_status(args.pipeline, parse_overrides(args.param)):
+        state = "up to date" if row["up_to_date"] else "; ".join(row["reasons"])
+        print(f"{row['step']:<16} {state}")
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlnb.pipeline import _schedule
+
+    if args.action == "add":
+        if not args.pipeline or not args.cron:
+            raise SystemExit("mlnb schedule add PIPELINE --cron 'EXPR'")
+        item = _schedule.add_schedule(Path(args.pipeline), args.cron)
+        print(f"added schedule {item.id}: {item.pipeline} at '{item.cron}' (UTC)")
+    elif args.action == "list":
+        for item in _schedule.list_schedules():
+            print(f"{item.id}  {item.cron:<20} {item.pipeline}")
+    elif args.action == "remove":
+        _schedule.remove_schedule(args.pipeline)
+        print(f"removed schedule {args.pipeline}")
+    else:
+        from mlnb.pipeline import run_pipeline
+
+        def run(path: Path) -> int:
+            try:
+                return 0 if run_pipeline(path).ok else 1
+            except MlnbError as exc:
+                print(f"mlnb: error: {exc}", file=sys.stderr)
+                return exc.exit_code
+
+        print("scheduler running (UTC); Ctrl-C stops it")
+        _schedule.run_scheduler(run)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlnb", description="Production-first notebooks: tracking, pipelines, services."
@@ -242,6 +306,30 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, default=1)
+    pipe = sub.add_parser("pipeline", help="run a DAG of notebooks (pipeline.yaml)")
+    psub = pipe.add_subparsers(dest="pipeline_command", metavar="COMMAND")
+    psub.required = True
+    for verb, text in (
+        ("run", "run the steps whose code, params, inputs or upstream changed"),
+        ("resume", "re-run the failed steps and what depends on them"),
+        ("status", "which steps are up to date, and why not"),
+    ):
+        p = psub.add_parser(verb, help=text, description=text)
+        p.add_argument("pipeline", nargs="?", default="pipeline.yaml")
+        p.add_argument("-p", "--param", action="append", metavar="STEP.KEY=VALUE")
+        if verb == "status":
+            p.set_defaults(func=_cmd_pipeline_status)
+            continue
+        p.add_argument("--workers", "-w", type=int, default=1, help="steps run at the same time")
+        if verb == "run":
+            p.add_argument("--force", action="store_true", help="run every step")
+            p.add_argument("--only", metavar="STEP", help="run only this step")
+            p.add_argument("--from", dest="from_step", metavar="STEP", help="this step and after")
+        p.set_defaults(func=_cmd_pipeline_run)
+    sch = add("schedule", _cmd_schedule, "run pipelines on cron schedules (UTC)")
+    sch.add_argument("action", choices=["add", "list", "remove", "run"])
+    sch.add_argument("pipeline", nargs="?", help="pipeline file (add) or schedule id (remove)")
+    sch.add_argument("--cron", help="cron expression, e.g. '*/15 * * * *'")
     ui = add("ui", _cmd_ui, "open the MLflow UI on this project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

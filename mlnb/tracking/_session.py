@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import numbers
+import os
 import random
 import re
 import sys
@@ -177,6 +178,9 @@ class TrackingSession:
 
         with self._lock:
             settings = self.settings
+            if run_id is None and not nested and self.run is None and not self._ever_started:
+                # A pipeline step: the runner created this run (nested under the pipeline's).
+                run_id = os.environ.get("MLNB_RUN_ID") or None
             if self.run is not None and not nested and run_id != self.run.run_id:
                 raise TrackingError(
                     f"run {self.run.run_id} is already active; end it first "

@@ -1,0 +1,31 @@
+"""Notebook pipelines on papermill: a DAG of parameterized notebooks, skipped when unchanged
+by content, run in parallel where independent, every step a nested MLflow run.
+
+>>> from mlnb.pipeline import run_pipeline
+>>> run_pipeline("notebooks/pipeline.yaml", workers=2)
+"""
+
+from __future__ import annotations
+
+from mlnb.pipeline._runner import (
+    PipelineFailed,
+    PipelineResult,
+    StepResult,
+    parse_overrides,
+    pipeline_status,
+    run_pipeline,
+)
+from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline
+
+__all__ = [
+    "Pipeline",
+    "PipelineError",
+    "PipelineFailed",
+    "PipelineResult",
+    "Step",
+    "StepResult",
+    "load_pipeline",
+    "parse_overrides",
+    "pipeline_status",
+    "run_pipeline",
+]

@@ -1,0 +1,535 @@
+"""Running a pipeline: each step a papermill run of its notebook, in dependency order, in
+parallel where the DAG allows, skipped when its fingerprint and outputs are unchanged.
+
+Every step is an MLflow run nested under one pipeline run; the kernel's mlnb (``%load_ext
+mlnb``) writes into it through ``MLNB_RUN_ID``. Executed notebooks are kept in
+``.mlnb/runs/<pipeline run id>/<step>.ipynb``; source notebooks are never modified. The state
+of the last run of each step (fingerprint, its parts, outputs' hashes, run id, status) is
+kept in ``.mlnb/pipelines/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlnb.config import get_settings
+from mlnb.pipeline._fingerprint import SKIP_TAG, code_hash, fingerprint, input_hashes
+from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, topological_order
+
+__all__ = ["PipelineResult", "StepResult", "parse_overrides", "pipeline_status", "run_pipeline"]
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # ok, cached, failed, skipped
+    fingerprint: str | None = None
+    run_id: str | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    notebook: str | None = None
+
+
+@dataclass
+class PipelineResult:
+    name: str
+    run_id: str | None
+    folder: Path
+    steps: dict[str, StepResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in {"ok", "cached"} for s in self.steps.values())
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``-p step.key=value`` (value read as YAML, as papermill's -y does)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        target, sep, raw = item.partition("=")
+        step, dot, key = target.partition(".")
+        if not sep or not dot or not step or not key:
+            raise PipelineError(
+                f"-p {item!r} is not STEP.KEY=VALUE, e.g. -p train.n_estimators=200"
+            )
+        out.setdefault(step, {})[key] = yaml.safe_load(raw)
+    return out
+
+
+def _parameters(notebook: Path) -> set[str] | None:
+    """Names the notebook's `parameters` cell sets (None when it has no such cell)."""
+    from mlnb.tracking._cells import assigned_names
+
+    doc = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in doc.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            return set(assigned_names("".join(source) if isinstance(source, list) else source))
+    return None
+
+
+def _effective_params(
+    pipeline: Pipeline, overrides: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    unknown_steps = sorted(set(overrides) - {s.name for s in pipeline.steps})
+    if unknown_steps:
+        raise PipelineError(
+            f"-p names the step {unknown_steps[0]!r}, which {pipeline.name!r} does not have."
+        )
+    params: dict[str, dict[str, Any]] = {}
+    for step in pipeline.steps:
+        values = {**step.params, **overrides.get(step.name, {})}
+        if values:
+            declared = _parameters(pipeline.path(step.notebook))
+            if declared is None:
+                raise PipelineError(
+                    f"step {step.name!r} gives params ({', '.join(sorted(values))}) but "
+                    f"{step.notebook} has no cell tagged `parameters`; tag the cell that sets "
+                    "their defaults."
+                )
+            extra = sorted(set(values) - declared)
+            if extra:
+                raise PipelineError(
+                    f"step {step.name!r}: {extra[0]!r} is not a parameter of {step.notebook} "
+                    f"(its parameters cell sets {', '.join(sorted(declared)) or 'nothing'})."
+                )
+        params[step.name] = values
+    return params
+
+
+class _State:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.path = get_settings().home / "pipelines" / f"{pipeline.name}.json"
+        self.data: dict[str, Any] = {"steps": {}}
+        if self.path.is_file():
+            try:
+                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            except ValueError:
+                self.data = {"steps": {}}  # a damaged state only means re-running
+
+    def step(self, name: str) -> dict[str, Any]:
+        return dict(self.data["steps"].get(name, {}))
+
+    def save_step(self, name: str, record: dict[str, Any]) -> None:
+        self.data["steps"][name] = record
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+class _Context:
+    def __init__(self, pipeline: Pipeline, params: dict[str, dict[str, Any]]) -> None:
+        from mlnb.tracking._provenance import environment_info
+        from mlnb.versioning._hashing import StatCache
+
+        self.pipeline = pipeline
+        self.params = params
+        self.state = _State(pipeline)
+        self.cache = StatCache(get_settings().home / "cache" / "stat.sqlite")
+        self.environment = environment_info().packages_hash
+        self.fingerprints: dict[str, str] = {}
+
+    def parts(self, step: Step) -> dict[str, Any]:
+        inputs = input_hashes({p: self.pipeline.path(p) for p in step.inputs}, self.cache)
+        return {
+            "code": code_hash(self.pipeline.path(step.notebook)),
+            "params": self.params[step.name],
+            "inputs": inputs,
+            "upstream": {
+                n: self.fingerprints.get(n) or self.state.step(n).get("fingerprint")
+                for n in sorted(step.needs)
+            },
+            "environment": self.environment,
+        }
+
+    def outputs_intact(self, step: Step, recorded: dict[str, Any]) -> list[str]:
+        """Outputs missing or changed since the recorded run (empty: all intact)."""
+        current = input_hashes({p: self.pipeline.path(p) for p in step.outputs}, self.cache)
+        return [
+            p for p in step.outputs if current.get(p) is None or current.get(p) != recorded.get(p)
+        ]
+
+
+def _reasons(ctx: _Context, step: Step, parts: dict[str, Any]) -> list[str]:
+    last = ctx.state.step(step.name)
+    if not last:
+        return ["never ran"]
+    if last.get("status") != "ok":
+        return [f"last run {last.get('status')}"]
+    before = last.get("parts", {})
+    reasons = []
+    for key in ("code", "params", "environment"):
+        if before.get(key) != parts[key]:
+            reasons.append(f"{key} changed")
+    changed_inputs = [k for k, v in parts["inputs"].items() if before.get("inputs", {}).get(k) != v]
+    if changed_inputs:
+        reasons.append(f"inputs changed: {', '.join(changed_inputs)}")
+    changed_up = [k for k, v in parts["upstream"].items() if before.get("upstream", {}).get(k) != v]
+    if changed_up:
+        reasons.append(f"upstream changed: {', '.join(changed_up)}")
+    missing = ctx.outputs_intact(step, last.get("outputs", {}))
+    if missing:
+        reasons.append(f"outputs missing or changed: {', '.join(missing)}")
+    return reasons
+
+
+def pipeline_status(
+    path: str | Path, overrides: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Each step: up to date or not, and why."""
+    pipeline = load_pipeline(path)
+    ctx = _Context(pipeline, _effective_params(pipeline, overrides or {}))
+    rows = []
+    for step in topological_order(pipeline):
+        parts = ctx.parts(step)
+        ctx.fingerprints[step.name] = fingerprint(parts)
+        reasons = _reasons(ctx, step, parts)
+        last = ctx.state.step(step.name)
+        rows.append(
+            {
+                "step": step.name,
+                "up_to_date": not reasons,
+                "reasons": reasons,
+                "last_run_id": last.get("run_id"),
+                "last_status": last.get("status"),
+            }
+        )
+    return rows
+
+
+def _prepared_notebook(source: Path, target: Path) -> None:
+    """The step's notebook without its `mlnb:skip` cells (those never run in pipelines)."""
+    doc = json.loads(source.read_text(encoding="utf-8"))
+    doc["cells"] = [
+        c for c in doc.get("cells", []) if SKIP_TAG not in c.get("metadata", {}).get("tags", [])
+    ]
+    target.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _error_summary(output: str) -> str:
+    """papermill's account of a failed cell, in two lines."""
+    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
+    where = next((line for line in lines if "Exception encountered at" in line), None)
+    if any("DeadKernelError" in line or "Kernel died" in line for line in lines):
+        return "the kernel died (killed, out of memory, or crashed) while running the notebook"
+    error = None
+    for line in reversed(lines):
+        if (
+            ":" in line
+            and not line.startswith((" ", "-", "File", "Cell"))
+            and "Error" in line.split(":")[0]
+        ):
+            error = line.strip()
+            break
+    parts = [p for p in (where.strip('-" ').strip() if where else None, error) if p]
+    return "; ".join(parts) or (lines[-1] if lines else "papermill failed without output")
+
+
+class _Tracker:
+    """The pipeline's MLflow runs: one parent, one nested run per executed step."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        from mlnb.tracking._client import ensure_experiment, get_client
+
+        settings = get_settings()
+        self.client = get_client(settings)
+        self.experiment = ensure_experiment(self.client, settings, pipeline.name)
+        run = self.client.create_run(
+            self.experiment,
+            run_name=f"{pipeline.name}",
+            tags={
+                "mlnb.pipeline": pipeline.name,
+                "mlnb.pipeline.file": str(pipeline.source),
+                "mlnb.runner": "pipeline",
+            },
+        )
+        self.run_id: str = run.info.run_id
+        self.client.log_artifact(self.run_id, str(pipeline.source), "mlnb")
+
+    def step_run(
+        self, step: Step, fp: str, upstream: dict[str, str | None], params: dict[str, Any]
+    ) -> str:
+        run = self.client.create_run(
+            self.experiment,
+            run_name=step.name,
+            tags={
+                "mlflow.parentRunId": self.run_id,
+                "mlnb.step": step.name,
+                "mlnb.step.fingerprint": fp,
+                "mlnb.step.upstream_runs": json.dumps(upstream),
+                "mlnb.runner": "pipeline",
+            },
+        )
+        return str(run.info.run_id)
+
+    def finish_step(self, run_id: str, notebook: Path | None, ok: bool) -> None:
+        if notebook is not None and notebook.is_file():
+            self.client.log_artifact(run_id, str(notebook), "mlnb")
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    def finish(self, result: PipelineResult) -> None:
+        from mlflow.entities import RunTag
+
+        tags = [
+            RunTag(f"mlnb.step.{n}", f"{s.status} {s.run_id or ''}".strip())
+            for n, s in result.steps.items()
+        ]
+        self.client.log_batch(self.run_id, tags=tags)
+        self.client.set_terminated(self.run_id, "FINISHED" if result.ok else "FAILED")
+
+
+def _run_step(
+    pipeline: Pipeline,
+    step: Step,
+    params: dict[str, Any],
+    folder: Path,
+    run_id: str | None,
+    report: Report,
+) -> StepResult:
+    papermill = Path(sys.executable).with_name("papermill")
+    output = folder / f"{step.name}.ipynb"
+    source = pipeline.path(step.notebook)
+    with tempfile.TemporaryDirectory(prefix="mlnb-step-") as tmp:
+        prepared = Path(tmp) / source.name
+        _prepared_notebook(source, prepared)
+        params_file = Path(tmp) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
+        command = [
+            str(papermill), str(prepared), str(output), "-f", str(params_file),
+            "--cwd", str(pipeline.root), "--log-level", "ERROR", "--no-progress-bar",
+        ]  # fmt: skip
+        if step.cell_timeout:
+            command += ["--execution-timeout", str(int(step.cell_timeout))]
+        if step.kernel:
+            command += ["-k", step.kernel]
+        env = {
+            **os.environ,
+            "MLNB_NOTEBOOK": str(source),
+            "MLNB_PROJECT_ROOT": str(get_settings().root),
+        }
+        if run_id:
+            env["MLNB_RUN_ID"] = run_id
+        started = time.perf_counter()
+        error = "not run"
+        for attempt in range(1, step.retries + 2):
+            try:
+                done = subprocess.run(
+                    command,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=step.timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                error = f"timed out after {step.timeout:g} s"
+            else:
+                if done.returncode == 0:
+                    return StepResult(
+                        step.name,
+                        "ok",
+                        run_id=run_id,
+                        seconds=time.perf_counter() - started,
+                        attempts=attempt,
+                        notebook=str(output),
+                    )
+                error = _error_summary(done.stderr + done.stdout)
+            if attempt <= step.retries:
+                delay = min(2 ** (attempt - 1), 30)
+                report(f"  {step.name}: attempt {attempt} failed ({error}); retrying in {delay} s")
+                time.sleep(delay)
+    return StepResult(
+        step.name,
+        "failed",
+        run_id=run_id,
+        seconds=time.perf_counter() - started,
+        attempts=step.retries + 1,
+        error=error,
+        notebook=str(output) if output.exists() else None,
+    )
+
+
+def run_pipeline(
+    path: str | Path,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    force: bool = False,
+    only: str | None = None,
+    from_step: str | None = None,
+    workers: int = 1,
+    report: Report = print,
+) -> PipelineResult:
+    """Run the pipeline; see the module docstring."""
+    pipeline = load_pipeline(path)
+    params = _effective_params(pipeline, overrides or {})
+    order = topological_order(pipeline)
+    if workers < 1:
+        raise PipelineError("--workers must be at least 1.")
+    selected = {s.name for s in order}
+    forced: set[str] = set(selected) if force else set()
+    if only:
+        pipeline.step(only)
+        selected, forced = {only}, {only}
+    elif from_step:
+        pipeline.step(from_step)
+        selected = {from_step} | _descendants(pipeline, from_step)
+        forced = set(selected)
+    ctx = _Context(pipeline, params)
+    for name in {s.name for s in order} - selected:  # taken as they are
+        last = ctx.state.step(name)
+        if last.get("status") != "ok":
+            raise PipelineError(
+                f"step {name!r} has no successful run to build on; run the whole pipeline first."
+            )
+        ctx.fingerprints[name] = last["fingerprint"]
+    # The MLflow side (and its ~2 s import) only when a step has to run: a pipeline whose
+    # steps are all up to date answers at once.
+    trackers: list[_Tracker] = []
+    result = PipelineResult(pipeline.name, None, get_settings().home / "runs")
+
+    def tracker() -> _Tracker:
+        if not trackers:
+            trackers.append(_Tracker(pipeline))
+            result.run_id = trackers[0].run_id
+            result.folder = get_settings().home / "runs" / trackers[0].run_id
+            result.folder.mkdir(parents=True, exist_ok=True)
+        return trackers[0]
+
+    started = time.perf_counter()
+
+    def say(name: str, text: str) -> None:
+        report(f"[{time.perf_counter() - started:7.1f}s] {name:<16} {text}")
+
+    pending = [s for s in order if s.name in selected]
+    running: dict[Future[StepResult], Step] = {}
+    parts_of: dict[Future[StepResult], dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlnb-step") as pool:
+        while pending or running:
+            for step in list(pending):
+                states = [
+                    result.steps[n].status
+                    if n in result.steps
+                    else ("ok" if n not in selected else None)
+                    for n in step.needs
+                ]
+                if any(s in {"failed", "skipped"} for s in states):
+                    pending.remove(step)
+                    result.steps[step.name] = StepResult(
+                        step.name, "skipped", error="an upstream step failed"
+                    )
+                    say(step.name, "skipped (an upstream step failed)")
+                    continue
+                if any(s is None for s in states) or len(running) >= workers:
+                    continue
+                pending.remove(step)
+                parts = ctx.parts(step)
+                fp = fingerprint(parts)
+                ctx.fingerprints[step.name] = fp
+                last = ctx.state.step(step.name)
+                if step.name not in forced and not _reasons(ctx, step, parts):
+                    result.steps[step.name] = StepResult(
+                        step.name, "cached", fp, last.get("run_id"), notebook=last.get("notebook")
+                    )
+                    say(step.name, f"up to date (run {last.get('run_id')})")
+                    continue
+                upstream = {
+                    n: (
+                        result.steps[n].run_id
+                        if n in result.steps
+                        else ctx.state.step(n).get("run_id")
+                    )
+                    for n in step.needs
+                }
+                run_id = tracker().step_run(step, fp, upstream, params[step.name])
+                say(step.name, "running")
+                future = pool.submit(
+                    _run_step, pipeline, step, params[step.name], result.folder, run_id, report
+                )
+                running[future] = step
+                parts_of[future] = parts
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                outcome = future.result()
+                outcome.fingerprint = ctx.fingerprints[step.name]
+                result.steps[step.name] = outcome
+                tracker().finish_step(
+                    outcome.run_id or "",
+                    Path(outcome.notebook) if outcome.notebook else None,
+                    outcome.status == "ok",
+                )
+                outputs = input_hashes({p: pipeline.path(p) for p in step.outputs}, ctx.cache)
+                if outcome.status == "ok":
+                    missing = [p for p, h in outputs.items() if h is None]
+                    if missing:
+                        outcome.status, outcome.error = (
+                            "failed",
+                            f"declared outputs were not written: {', '.join(missing)}",
+                        )
+                ctx.state.save_step(
+                    step.name,
+                    {
+                        "status": outcome.status,
+                        "fingerprint": outcome.fingerprint,
+                        "parts": parts_of.pop(future),
+                        "outputs": outputs,
+                        "run_id": outcome.run_id,
+                        "notebook": outcome.notebook,
+                        "error": outcome.error,
+                        "finished_at": time.time(),
+                    },
+                )
+                if outcome.status == "ok":
+                    say(step.name, f"done in {outcome.seconds:.1f} s")
+                else:
+                    say(step.name, f"FAILED: {outcome.error}")
+    ctx.cache.save()
+    if trackers:
+        trackers[0].finish(result)
+    failed = [s for s in result.steps.values() if s.status == "failed"]
+    if failed:
+        first = failed[0]
+        where = f" (executed notebook kept: {first.notebook})" if first.notebook else ""
+        raise PipelineFailed(
+            f"pipeline {pipeline.name!r}: step {first.name!r} failed: {first.error}{where}. "
+            "Fix it and run `mlnb pipeline resume` to re-run only what failed and what "
+            "depends on it.",
+            result,
+        )
+    return result
+
+
+class PipelineFailed(PipelineError):
+    exit_code = 1
+
+    def __init__(self, message: str, result: PipelineResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _descendants(pipeline: Pipeline, name: str) -> set[str]:
+    out: set[str] = set()
+    frontier = {name}
+    while frontier:
+        children = {s.name for s in pipeline.steps if set(s.needs) & frontier} - out
+        out |= children
+        frontier = children
+    return out

@@ -1,0 +1,197 @@
+"""``pipeline.yaml``: the pipeline spec, validated with pydantic; errors name the line and field.
+
+Paths are relative to the pipeline file's folder, which is also the steps' working directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlnb.exceptions import MlnbError
+
+__all__ = ["Pipeline", "PipelineError", "Step", "load_pipeline", "topological_order"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class PipelineError(MlnbError):
+    """A pipeline that cannot run: a bad spec, a cycle, a missing notebook, a failed step."""
+
+    exit_code = 2
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    notebook: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    needs: list[str] = Field(default_factory=list)
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    retries: int = Field(default=0, ge=0, le=10)
+    timeout: float | None = Field(default=None, gt=0, description="seconds for the whole step")
+    cell_timeout: float | None = Field(default=None, gt=0, description="seconds per cell")
+    kernel: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "use letters, digits, '_', '-' and '.' (starting with a letter or digit)"
+            )
+        return value
+
+
+class Pipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    steps: list[Step] = Field(min_length=1)
+    schedule: str | None = None
+    #: the pipeline file's folder: the base of every path and the steps' working directory
+    root: Path = Path(".")
+    source: Path = Path("pipeline.yaml")
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise PipelineError(
+            f"pipeline {self.name!r} has no step {name!r}; its steps are "
+            f"{', '.join(s.name for s in self.steps)}."
+        )
+
+    def path(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the YAML node at a pydantic error location."""
+    current = node
+    line = getattr(node, "start_mark", None)
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            match = next((v for k, v in current.value if k.value == part), None)
+            key = next((k for k, _ in current.value if k.value == part), None)
+            if match is None:
+                break
+            line = key.start_mark if key is not None else line
+            current = match
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                break
+            current = current.value[part]
+            line = current.start_mark
+        else:
+            break
+    return line.line + 1 if line is not None else None
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "pipeline.yaml"
+    if not path.is_file():
+        raise PipelineError(f"pipeline file {str(path)!r} does not exist; check the path.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PipelineError(
+            f"{path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}."
+        ) from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path} must be a mapping with `name` and `steps`.")
+    try:
+        pipeline = Pipeline(**data, root=path.parent.resolve(), source=path.resolve())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line = _line_of(node, loc)
+        field = ".".join(str(p) for p in loc)
+        if loc and loc[0] == "steps" and len(loc) > 1 and isinstance(loc[1], int):
+            steps = data.get("steps") or []
+            step = steps[loc[1]] if loc[1] < len(steps) else {}
+            name = step.get("name") if isinstance(step, dict) else None
+            if name:
+                field = f"steps[{name}]." + ".".join(str(p) for p in loc[2:])
+        raise PipelineError(
+            f"{path}, line {line}: {field}: {first['msg']}"
+            if line
+            else f"{path}: {field}: {first['msg']}"
+        ) from None
+    check(pipeline)
+    return pipeline
+
+
+def check(pipeline: Pipeline) -> None:
+    """Everything that can be known before a step runs: names, needs, cycles, notebooks."""
+    names = [s.name for s in pipeline.steps]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise PipelineError(f"{pipeline.source}: step name {duplicates[0]!r} is used twice.")
+    for step in pipeline.steps:
+        for need in step.needs:
+            if need not in names:
+                raise PipelineError(
+                    f"{pipeline.source}: step {step.name!r} needs {need!r}, which is not a step; "
+                    f"the steps are {', '.join(names)}."
+                )
+        notebook = pipeline.path(step.notebook)
+        if not notebook.is_file():
+            raise PipelineError(
+                f"{pipeline.source}: step {step.name!r}: notebook {step.notebook!r} does not exist "
+                f"(looked for {notebook})."
+            )
+    topological_order(pipeline)
+    if pipeline.schedule:
+        from mlnb.pipeline._schedule import ScheduleError, parse_cron
+
+        try:
+            parse_cron(pipeline.schedule)
+        except ScheduleError as exc:
+            raise PipelineError(f"{pipeline.source}: schedule: {exc}") from None
+
+
+def topological_order(pipeline: Pipeline) -> list[Step]:
+    """Steps in an order where every step comes after what it needs; a cycle is an error."""
+    remaining = {s.name: set(s.needs) for s in pipeline.steps}
+    order: list[Step] = []
+    while remaining:
+        ready = sorted(n for n, needs in remaining.items() if not needs)
+        if not ready:
+            cycle = _find_cycle({n: sorted(d) for n, d in remaining.items()})
+            raise PipelineError(
+                f"{pipeline.source}: the steps' `needs` form a cycle: {' -> '.join(cycle)}; "
+                "remove one of these needs."
+            )
+        for name in ready:
+            order.append(pipeline.step(name))
+            del remaining[name]
+        for needs in remaining.values():
+            needs.difference_update(ready)
+    return order
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    for start in sorted(graph):
+        path = [start]
+        seen = {start}
+        node = start
+        while graph.get(node):
+            node = graph[node][0]
+            if node in seen:
+                return [*path[path.index(node) :], node]
+            seen.add(node)
+            path.append(node)
+    return sorted(graph)  # pragma: no cover
