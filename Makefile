@@ -36,6 +36,9 @@ demo: install
 	@echo; echo "== versions and lineage of the training data"
 	$(PY) -m mlnb versions breast-cancer
 	$(PY) -m mlnb lineage breast-cancer
+	@echo; echo "== a pipeline of notebooks: prepare -> train -> evaluate, then again (all cached)"
+	$(VENV)/bin/mlnb pipeline run notebooks/pipeline.yaml --workers 2
+	$(VENV)/bin/mlnb pipeline run notebooks/pipeline.yaml
 	@echo; echo "== the model as a service: export notebooks/serve.ipynb, serve it, call it"
 	@MLNB=$(VENV)/bin/mlnb bash notebooks/demo-serve.sh
 
