@@ -193,6 +193,7 @@ def _cmd_pipeline_run(args: argparse.Namespace, resume: bool = False) -> int:
         only=getattr(args, "only", None),
         from_step=getattr(args, "from_step", None),
         workers=args.workers,
+        executor=args.executor,
     )
     counts: dict[str, int] = {}
     for step in result.steps.values():
@@ -321,6 +322,9 @@ def _parser() -> argparse.ArgumentParser:
             p.set_defaults(func=_cmd_pipeline_status)
             continue
         p.add_argument("--workers", "-w", type=int, default=1, help="steps run at the same time")
+        p.add_argument(
+            "--executor", default="local", help="local, or dask://HOST:PORT for a Dask cluster"
+        )
         if verb == "run":
             p.add_argument("--force", action="store_true", help="run every step")
             p.add_argument("--only", metavar="STEP", help="run only this step")

@@ -294,6 +294,10 @@ class _Tracker:
         self.client.set_terminated(self.run_id, "FINISHED" if result.ok else "FAILED")
 
 
+def _quiet(message: str) -> None:
+    """Report of a step running on a Dask worker (its output is not the user's terminal)."""
+
+
 def _run_step(
     pipeline: Pipeline,
     step: Step,
@@ -301,6 +305,7 @@ def _run_step(
     folder: Path,
     run_id: str | None,
     report: Report,
+    project_root: Path,
 ) -> StepResult:
     papermill = Path(sys.executable).with_name("papermill")
     output = folder / f"{step.name}.ipynb"
@@ -321,7 +326,7 @@ def _run_step(
         env = {
             **os.environ,
             "MLNB_NOTEBOOK": str(source),
-            "MLNB_PROJECT_ROOT": str(get_settings().root),
+            "MLNB_PROJECT_ROOT": str(project_root),
         }
         if run_id:
             env["MLNB_RUN_ID"] = run_id
@@ -373,9 +378,11 @@ def run_pipeline(
     only: str | None = None,
     from_step: str | None = None,
     workers: int = 1,
+    executor: str = "local",
     report: Report = print,
 ) -> PipelineResult:
-    """Run the pipeline; see the module docstring."""
+    """Run the pipeline; see the module docstring. ``executor`` is ``local`` (threads here)
+    or ``dask://HOST:PORT`` (tasks of a Dask distributed cluster)."""
     pipeline = load_pipeline(path)
     params = _effective_params(pipeline, overrides or {})
     order = topological_order(pipeline)
@@ -391,9 +398,13 @@ def run_pipeline(
         selected = {from_step} | _descendants(pipeline, from_step)
         forced = set(selected)
     ctx = _Context(pipeline, params)
+    project_root = get_settings().root
+    runner = _executor(executor, workers)  # an address that does not answer fails here
+    workers = runner.workers
     for name in {s.name for s in order} - selected:  # taken as they are
         last = ctx.state.step(name)
         if last.get("status") != "ok":
+            runner.close()
             raise PipelineError(
                 f"step {name!r} has no successful run to build on; run the whole pipeline first."
             )
@@ -419,7 +430,7 @@ def run_pipeline(
     pending = [s for s in order if s.name in selected]
     running: dict[Future[StepResult], Step] = {}
     parts_of: dict[Future[StepResult], dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlnb-step") as pool:
+    try:
         while pending or running:
             for step in list(pending):
                 states = [
@@ -458,14 +469,21 @@ def run_pipeline(
                 }
                 run_id = tracker().step_run(step, fp, upstream, params[step.name])
                 say(step.name, "running")
-                future = pool.submit(
-                    _run_step, pipeline, step, params[step.name], result.folder, run_id, report
+                future = runner.submit(
+                    _run_step,
+                    pipeline,
+                    step,
+                    params[step.name],
+                    result.folder,
+                    run_id,
+                    _quiet if runner.remote else report,
+                    project_root,
                 )
                 running[future] = step
                 parts_of[future] = parts
             if not running:
                 continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished = runner.wait(running)
             for future in finished:
                 step = running.pop(future)
                 outcome = future.result()
@@ -501,6 +519,8 @@ def run_pipeline(
                     say(step.name, f"done in {outcome.seconds:.1f} s")
                 else:
                     say(step.name, f"FAILED: {outcome.error}")
+    finally:
+        runner.close()
     ctx.cache.save()
     if trackers:
         trackers[0].finish(result)
@@ -515,6 +535,76 @@ def run_pipeline(
             result,
         )
     return result
+
+
+class _LocalExecutor:
+    """Steps in threads of this process (each step is a papermill process of its own)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlnb-step")
+        self.remote = False
+
+    def submit(self, fn: Callable[..., StepResult], *args: Any) -> Any:
+        return self.pool.submit(fn, *args)
+
+    def wait(self, futures: Any) -> set[Any]:
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return set(done)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class _DaskExecutor:
+    """Steps as tasks of a Dask distributed cluster (``dask://host:port``); the workers need
+    mlnb and the notebooks' packages, and the project folder at the same path."""
+
+    def __init__(self, address: str, workers: int | None) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise PipelineError(
+                "--executor dask://... needs the `distributed` package: pip install "
+                "'dask[distributed]'."
+            ) from None
+        try:
+            self.client = Client(address, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise PipelineError(
+                f"the Dask scheduler at {address} does not answer ({exc}); start it "
+                "(`dask scheduler`, then `dask worker ADDRESS`) or use --executor local."
+            ) from None
+        slots = sum(self.client.nthreads().values())
+        if not slots:
+            self.client.close()
+            raise PipelineError(f"the Dask scheduler at {address} has no workers; start one.")
+        self.workers = workers or slots
+        self.remote = True
+
+    def submit(self, fn: Callable[..., StepResult], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, futures: Any) -> set[Any]:
+        # distributed.wait() wants a default client; this one is not (global dask state
+        # stays the user's), so poll: steps take seconds, 50 ms is nothing.
+        while True:
+            done = {future for future in futures if future.done()}
+            if done:
+                return done
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _executor(spec: str, workers: int) -> _LocalExecutor | _DaskExecutor:
+    if spec in {"", "local"}:
+        return _LocalExecutor(workers)
+    if spec.startswith(("dask://", "tcp://")):
+        address = "tcp://" + spec.split("://", 1)[1]
+        return _DaskExecutor(address, workers if workers > 1 else None)
+    raise PipelineError(f"unknown executor {spec!r}: use local or dask://HOST:PORT.")
 
 
 class PipelineFailed(PipelineError):
