@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks._common import print_table, row, run_module
 
-BENCHMARKS = ("cell_overhead", "log_metric", "log_model", "versioning", "serving")
+BENCHMARKS = ("cell_overhead", "log_metric", "log_model", "versioning", "serving", "pipeline")
 
 
 def _environment() -> str:

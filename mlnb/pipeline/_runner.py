@@ -86,14 +86,17 @@ def _parameters(notebook: Path) -> set[str] | None:
 def _effective_params(
     pipeline: Pipeline, overrides: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    unknown_steps = sorted(set(overrides) - {s.name for s in pipeline.steps})
+    names = {s.name for s in pipeline.steps} | {s.name.split("[")[0] for s in pipeline.steps}
+    unknown_steps = sorted(set(overrides) - names)
     if unknown_steps:
         raise PipelineError(
             f"-p names the step {unknown_steps[0]!r}, which {pipeline.name!r} does not have."
         )
     params: dict[str, dict[str, Any]] = {}
     for step in pipeline.steps:
-        values = {**step.params, **overrides.get(step.name, {})}
+        base = step.name.split("[")[0]  # a grid step takes its base step's overrides
+        grid = {k: v for k, v in step.params.items() if k in _grid_keys(step.name)}
+        values = {**step.params, **overrides.get(base, {}), **grid}
         if values:
             declared = _parameters(pipeline.path(step.notebook))
             if declared is None:
@@ -110,6 +113,13 @@ def _effective_params(
                 )
         params[step.name] = values
     return params
+
+
+def _grid_keys(name: str) -> set[str]:
+    """Parameters a grid step's name fixes (``train[C=0.1,depth=3]`` -> {C, depth})."""
+    if "[" not in name:
+        return set()
+    return {part.split("=", 1)[0] for part in name[name.index("[") + 1 : -1].split(",")}
 
 
 class _State:
@@ -284,11 +294,15 @@ class _Tracker:
         self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
     def finish(self, result: PipelineResult) -> None:
+        import re
+
         from mlflow.entities import RunTag
 
+        def key(name: str) -> str:  # MLflow tag keys: no [ ] = , (grid step names have them)
+            return "mlnb.step." + re.sub(r"[^\w.\- :/]", "_", name)
+
         tags = [
-            RunTag(f"mlnb.step.{n}", f"{s.status} {s.run_id or ''}".strip())
-            for n, s in result.steps.items()
+            RunTag(key(n), f"{s.status} {s.run_id or ''}".strip()) for n, s in result.steps.items()
         ]
         self.client.log_batch(self.run_id, tags=tags)
         self.client.set_terminated(self.run_id, "FINISHED" if result.ok else "FAILED")
@@ -308,7 +322,7 @@ def _run_step(
     project_root: Path,
 ) -> StepResult:
     papermill = Path(sys.executable).with_name("papermill")
-    output = folder / f"{step.name}.ipynb"
+    output = folder / f"{step.name.replace('/', '_')}.ipynb"
     source = pipeline.path(step.notebook)
     with tempfile.TemporaryDirectory(prefix="mlnb-step-") as tmp:
         prepared = Path(tmp) / source.name

@@ -38,6 +38,16 @@ class Step(BaseModel):
     timeout: float | None = Field(default=None, gt=0, description="seconds for the whole step")
     cell_timeout: float | None = Field(default=None, gt=0, description="seconds per cell")
     kernel: str | None = None
+    #: a parameter sweep: one run of the step per combination (``{param}`` in paths)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"grid parameter {key!r} has no values")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -131,7 +141,60 @@ def load_pipeline(path: str | Path) -> Pipeline:
             else f"{path}: {field}: {first['msg']}"
         ) from None
     check(pipeline)
-    return pipeline
+    return expand_grids(pipeline)
+
+
+def expand_grids(pipeline: Pipeline) -> Pipeline:
+    """A step with a ``grid`` becomes one step per combination, named ``step[k=v,...]``;
+    a step that needs it needs every one of them. ``{k}`` in its inputs and outputs takes
+    the combination's value."""
+    import itertools
+
+    variants: dict[str, list[Step]] = {}
+    for step in pipeline.steps:
+        if not step.grid:
+            variants[step.name] = [step]
+            continue
+        keys = sorted(step.grid)
+        expanded = []
+        for values in itertools.product(*(step.grid[k] for k in keys)):
+            combo = dict(zip(keys, values, strict=True))
+            label = ",".join(f"{k}={v}" for k, v in combo.items())
+            try:
+                paths = {
+                    "inputs": [p.format(**combo) for p in step.inputs],
+                    "outputs": [p.format(**combo) for p in step.outputs],
+                }
+            except (KeyError, IndexError, ValueError) as exc:
+                raise PipelineError(
+                    f"{pipeline.source}: step {step.name!r}: a path uses {{{exc}}}, which is "
+                    f"not one of its grid parameters ({', '.join(keys)})."
+                ) from None
+            expanded.append(
+                step.model_copy(
+                    update={
+                        "name": f"{step.name}[{label}]",
+                        "params": {**step.params, **combo},
+                        "grid": {},
+                        **paths,
+                    }
+                )
+            )
+        outputs = [o for s in expanded for o in s.outputs]
+        shared = sorted({o for o in outputs if outputs.count(o) > 1})
+        if shared:
+            raise PipelineError(
+                f"{pipeline.source}: grid step {step.name!r} writes {shared[0]!r} in every "
+                f"combination; put a grid parameter in the path, e.g. "
+                f"{{{sorted(step.grid)[0]}}}."
+            )
+        variants[step.name] = expanded
+    steps = [
+        s.model_copy(update={"needs": [v.name for n in s.needs for v in variants[n]]})
+        for group in variants.values()
+        for s in group
+    ]
+    return pipeline.model_copy(update={"steps": steps})
 
 
 def check(pipeline: Pipeline) -> None:

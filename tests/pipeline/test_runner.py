@@ -258,3 +258,43 @@ def test_params_must_exist_in_the_parameters_cell(project: Path) -> None:
     with pytest.raises(PipelineError, match="names the step 'c'"):
         run_pipeline(spec, {"c": {"k": 1}}, report=lambda _: None)
     assert not (project / ".mlnb" / "runs").exists()
+
+
+def test_a_grid_fans_a_step_out_and_its_dependents_wait_for_all(project: Path) -> None:
+    flow = project / "flow"
+    _notebook(
+        flow / "fit.ipynb",
+        "C = 1.0",
+        "open(f'fit-{C}.txt', 'w').write(str(C * 10))\nscore = C\n%mlnb metrics score",
+    )
+    _notebook(
+        flow / "pick.ipynb",
+        None,
+        "import glob\nbest = max(float(open(p).read()) for p in glob.glob('fit-*.txt'))\nopen('best.txt', 'w').write(str(best))",
+    )
+    spec = _write(
+        project,
+        "name: sweep\nsteps:\n"
+        "  - {name: fit, notebook: fit.ipynb, grid: {C: [0.5, 1.0, 2.0]}, outputs: ['fit-{C}.txt']}\n"
+        "  - {name: pick, notebook: pick.ipynb, needs: [fit], outputs: [best.txt]}\n",
+    )
+    result = run_pipeline(spec, workers=2, report=lambda _: None)
+    assert sorted(result.steps) == ["fit[C=0.5]", "fit[C=1.0]", "fit[C=2.0]", "pick"]
+    assert (flow / "best.txt").read_text() == "20.0"
+    scores = sorted(
+        MlflowClient(get_settings().tracking_uri)
+        .get_run(result.steps[n].run_id)
+        .data.metrics["score"]
+        for n in result.steps
+        if n.startswith("fit")
+    )
+    assert scores == [0.5, 1.0, 2.0]
+    bad = _write(
+        project,
+        "name: clash\nsteps:\n  - {name: fit, notebook: fit.ipynb, grid: {C: [1, 2]}, outputs: [same.txt]}\n",
+    )
+    with pytest.raises(
+        PipelineError,
+        match=r"writes 'same.txt' in every combination; put a grid parameter in the path, e.g. \{C\}",
+    ):
+        load_pipeline(bad)
