@@ -15,15 +15,12 @@ from typing import Any
 
 from blake3 import blake3
 
+from mlnb._text import first_line, slug
 from mlnb._version import __version__
 from mlnb.exceptions import NotebookError
 from mlnb.export._plan import EXAMPLE_TAG, ExportPlan
 
 __all__ = ["build_service"]
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text).strip("-") or "model"
 
 
 def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
@@ -44,16 +41,16 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
                 found = resolve_model_version(client, uri)
                 name, version, run_id = found.name, str(found.version), found.run_id
                 source = f"models:/{name}/{version}"
-                target = folder / "model" / f"{_slug(name)}-v{version}"
+                target = folder / "model" / f"{slug(name, 'model')}-v{version}"
             else:
                 source = uri
                 if uri.startswith("runs:/"):
                     run_id = uri[len("runs:/") :].split("/", 1)[0]
-                target = folder / "model" / _slug(uri.split(":", 1)[-1])
+                target = folder / "model" / slug(uri.split(":", 1)[-1], "model")
             target.parent.mkdir(parents=True, exist_ok=True)
             mlflow.artifacts.download_artifacts(source, dst_path=str(target))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise NotebookError(
                 f"model URI {uri!r} does not resolve: {first}. Check the name and version in "
                 "the registry (`mlnb ui`), or register the model with %mlnb model VAR --name NAME."

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlnb._text import first_line, slug
 from mlnb.config import Settings
 from mlnb.exceptions import TrackingError, TrackingUnavailableError
 
@@ -90,10 +90,6 @@ def get_client(settings: Settings) -> MlflowClient:
     return client
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
-
-
 def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> str:
     """Id of the experiment ``name``, created if missing (artifacts kept in the project)."""
     try:
@@ -104,7 +100,7 @@ def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> st
             return str(experiment.experiment_id)
         location = None
         if not settings.is_remote and settings.artifact_root is not None:
-            location = (settings.artifact_root / _slug(name)).as_uri()
+            location = (settings.artifact_root / slug(name, "experiment")).as_uri()
         return str(client.create_experiment(name, artifact_location=location))
     except Exception as exc:
         raise describe_error(exc, settings.tracking_uri, f"open experiment {name!r}") from exc
@@ -151,9 +147,7 @@ def describe_error(exc: BaseException, uri: str, doing: str) -> TrackingError:
             "(or fix MLFLOW_TRACKING_URI), or unset MLFLOW_TRACKING_URI to use the "
             "embedded store in .mlnb/."
         )
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if len(first) > 300:
-        first = first[:300] + "…"
+    first = first_line(exc)
     hint = ""
     if isinstance(exc, ModuleNotFoundError) and exc.name in {"psycopg", "psycopg2", "pymysql"}:
         first = f"the database driver {exc.name!r} is not installed"

@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from mlnb._text import first_line
 from mlnb.exceptions import ModelError
 
 __all__ = ["LoggedModelInfo", "flavor_of", "load_model", "log_model"]
@@ -131,8 +132,7 @@ def log_model(
         else:
             info = module.log_model(model, **call)
     except mlflow.exceptions.MlflowException as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"could not log the model as {name!r}: {first}") from exc
+        raise ModelError(f"could not log the model as {name!r}: {first_line(exc)}") from exc
     version = getattr(info, "registered_model_version", None)
     return LoggedModelInfo(
         model_uri=info.model_uri,
@@ -152,10 +152,9 @@ def load_model(model_uri: str) -> Any:
     try:
         meta = Model.load(model_uri)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"cannot load model {model_uri!r}: {first}. Check the URI: runs:/<run_id>/<name>, "
-            "models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest."
+            f"cannot load model {model_uri!r}: {first_line(exc)}. Check the URI: "
+            "runs:/<run_id>/<name>, models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest."
         ) from exc
     for flavor in _NATIVE_FLAVORS:
         if flavor in meta.flavors:

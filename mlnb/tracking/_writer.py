@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlnb._text import first_line
 from mlnb.tracking import _client
 from mlnb.tracking._outbox import Outbox
 
@@ -216,8 +217,7 @@ class BatchWriter:
                         self._reject(f"{kind[:-1]} {item[0]!r}", inner)
 
     def _reject(self, what: str, exc: BaseException) -> None:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = f"the tracking store refused {what}: {first}"
+        message = f"the tracking store refused {what}: {first_line(exc)}"
         self.rejected.append(message)
         self._warn(message)
 
