@@ -154,7 +154,8 @@ def load_model(model_uri: str) -> Any:
     except Exception as exc:
         raise ModelError(
             f"cannot load model {model_uri!r}: {first_line(exc)}. Check the URI: "
-            "runs:/<run_id>/<name>, models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest."
+            "runs:/<run_id>/<name>, models:/<name>/<version>, models:/<name>@<alias> or "
+            "models:/<name>/latest."
         ) from exc
     for flavor in _NATIVE_FLAVORS:
         if flavor in meta.flavors:
