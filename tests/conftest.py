@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,19 @@ _MLNB_SET_KEYS = (
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
     "_MLFLOW_SERVER_ARTIFACT_ROOT",
 )
+
+
+def run_mlnb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `mlnb` command as a user runs it: a process of its own in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlnb", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def reset_tracking() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 from mlnb.exceptions import NotebookError
 from mlnb.export import export_notebook
 from tests.conftest import _ENV_KEYS, reset_tracking
+from tests.conftest import run_mlnb as _cli
 from tests.serving import SERVE_CELLS, code, registered_project, write_notebook
 
 
@@ -31,18 +29,6 @@ def in_project(model_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(key, raising=False)
     reset_tracking()
     return model_project
-
-
-def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlnb", *args],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_export_writes_a_verified_service_with_the_model_pinned(in_project: Path) -> None:

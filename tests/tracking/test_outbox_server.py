@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from mlnb.exceptions import TrackingUnavailableError
 from mlnb.tracking import _client
 from mlnb.tracking._outbox import Outbox
 from mlnb.tracking._session import session
-from tests.conftest import reset_tracking
+from tests.conftest import reset_tracking, run_mlnb
 from tests.servers import MlflowServer, free_port, mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -145,18 +142,6 @@ def _check_run_on_server(client: MlflowClient, run_id: str, tmp_path: Path) -> N
     assert local.read_text(encoding="utf-8") == "written while the server was down\n"
 
 
-def _mlnb_sync(project: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlnb", "sync"],
-        cwd=project,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_outbox_survives_a_stopped_server(
     project: Path,
     server: MlflowServer,
@@ -181,14 +166,14 @@ def test_outbox_survives_a_stopped_server(
     report.unlink()  # the journal keeps its own copy
 
     server.start()
-    done = _mlnb_sync(project)
+    done = run_mlnb(project, "sync")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == f"sent {pending} journaled write(s); 0 left"
     assert not (project / ".mlnb" / "outbox" / "journal.jsonl").exists()
     client = MlflowClient(server.url)
     _check_run_on_server(client, run_id, tmp_path)
 
-    again = _mlnb_sync(project)
+    again = run_mlnb(project, "sync")
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.strip().splitlines() == ["sent 0 journaled write(s); 0 left"]
     assert len(client.get_metric_history(run_id, "loss")) == 20

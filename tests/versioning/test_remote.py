@@ -5,11 +5,8 @@ its hash where it arrives, and a remote that cannot be used is one clear error."
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from blake3 import blake3
 from mlnb.config import reset_settings
 from mlnb.exceptions import ConfigError, CorruptObjectError, RemoteError
 from mlnb.versioning import checkout, load, pull, push, version, versions
+from tests.conftest import run_mlnb as _mlnb
 
 V1 = b"id,label\n1,cat\n2,dog\n3,bird\n"
 V2 = b"id,label\n1,cat\n2,wolf\n3,bird\n"  # one line changed
@@ -49,18 +47,6 @@ _AWS_KEYS = (
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _mlnb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlnb", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
