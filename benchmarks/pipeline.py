@@ -7,7 +7,9 @@ the venv through JUPYTER_PATH), every run through a command line, as a user runs
   writing a small file), a chain a -> b -> c -> d -> e. Cold ``mlnb pipeline run --workers 1``
   against the five notebooks run one after the other with the ``papermill`` CLI (no target:
   both start one kernel per notebook). Then a re-run with nothing changed; targets: under
-  2 s and under 15% of the papermill time.
+  2 s and under 15% of the papermill time. Then the cold run again (``--force``) with each
+  step's kernel started only when the step starts (``MLNB_PIPELINE_WARM_KERNELS=0``), against
+  the default, which starts the next step's fresh kernel while a step runs.
 * ``parallel`` - four independent steps that each ``time.sleep(3)``: ``--workers 2`` against
   ``--workers 1`` (both ``--force``, so every step runs); target: at least 1.8x faster.
 
@@ -83,11 +85,11 @@ def _write_flows(root: Path) -> tuple[Path, Path]:
     return chain / "p.yaml", parallel / "p.yaml"
 
 
-def _timed(command: list[str], cwd: Path) -> tuple[float, str]:
+def _timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
     """Wall time of ``command`` (which must succeed) and its stdout."""
     started = time.perf_counter()
     done = subprocess.run(
-        command, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT
+        command, cwd=cwd, env=clean_env(env), capture_output=True, text=True, timeout=TIMEOUT
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -96,9 +98,9 @@ def _timed(command: list[str], cwd: Path) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def _pipeline(spec: Path, *extra: str) -> tuple[float, str]:
+def _pipeline(spec: Path, *extra: str, warm: bool = True) -> tuple[float, str]:
     command = [sys.executable, "-m", "mlnb", "pipeline", "run", spec.name, *extra]
-    return _timed(command, spec.parent)
+    return _timed(command, spec.parent, {"MLNB_PIPELINE_WARM_KERNELS": "1" if warm else "0"})
 
 
 def _papermill(folder: Path, name: str, n: int, out: Path) -> float:
@@ -131,6 +133,8 @@ def measure() -> dict[str, Any]:
         _expect(stdout, f"{len(CHAIN)} ok")
         rerun, stdout = _pipeline(chain, "--workers", "1")
         _expect(stdout, "nothing to run")
+        fresh, stdout = _pipeline(chain, "--workers", "1", "--force", warm=False)
+        _expect(stdout, f"{len(CHAIN)} ok")
 
         one, stdout = _pipeline(parallel, "--workers", "1", "--force")
         _expect(stdout, f"{len(PARALLEL)} ok")
@@ -141,6 +145,7 @@ def measure() -> dict[str, Any]:
         "papermill": sum(papermill_each),
         "cold": cold,
         "rerun": rerun,
+        "cold_fresh_kernels": fresh,
         "workers1": one,
         "workers2": two,
     }
@@ -159,6 +164,12 @@ def run() -> dict[str, Any]:
             fmt_time(cold),
             f"{fmt_time(papermill)} papermill x{n}",
             fmt_ratio(cold / papermill),
+        ),
+        row(
+            f"pipeline: {n}-step chain, kernels started ahead vs on demand",
+            fmt_time(cold),
+            f"{fmt_time(m['cold_fresh_kernels'])} on demand",
+            fmt_ratio(m["cold_fresh_kernels"] / cold) + " faster",
         ),
         row(
             "pipeline: no-change re-run",

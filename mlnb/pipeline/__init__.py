@@ -7,6 +7,7 @@ by content, run in parallel where independent, every step a nested MLflow run.
 
 from __future__ import annotations
 
+from mlnb.pipeline._progress import StepEvent
 from mlnb.pipeline._runner import (
     PipelineFailed,
     PipelineResult,
@@ -23,6 +24,7 @@ __all__ = [
     "PipelineFailed",
     "PipelineResult",
     "Step",
+    "StepEvent",
     "StepResult",
     "load_pipeline",
     "parse_overrides",

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -25,24 +22,15 @@ from typing import Any
 import yaml
 
 from mlnb.config import get_settings
-from mlnb.pipeline._fingerprint import SKIP_TAG, code_hash, fingerprint, input_hashes
+from mlnb.pipeline._fingerprint import code_hash, fingerprint, input_hashes
+from mlnb.pipeline._kernels import KernelPool, kernel_env
+from mlnb.pipeline._progress import EventHandler, StepEvent, TerminalProgress
 from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, topological_order
+from mlnb.pipeline._step import StepResult, run_step
 
 __all__ = ["PipelineResult", "StepResult", "parse_overrides", "pipeline_status", "run_pipeline"]
 
 Report = Callable[[str], None]
-
-
-@dataclass
-class StepResult:
-    name: str
-    status: str  # ok, cached, failed, skipped
-    fingerprint: str | None = None
-    run_id: str | None = None
-    seconds: float = 0.0
-    attempts: int = 0
-    error: str | None = None
-    notebook: str | None = None
 
 
 @dataclass
@@ -223,34 +211,6 @@ def pipeline_status(
     return rows
 
 
-def _prepared_notebook(source: Path, target: Path) -> None:
-    """The step's notebook without its `mlnb:skip` cells (those never run in pipelines)."""
-    doc = json.loads(source.read_text(encoding="utf-8"))
-    doc["cells"] = [
-        c for c in doc.get("cells", []) if SKIP_TAG not in c.get("metadata", {}).get("tags", [])
-    ]
-    target.write_text(json.dumps(doc), encoding="utf-8")
-
-
-def _error_summary(output: str) -> str:
-    """papermill's account of a failed cell, in two lines."""
-    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
-    where = next((line for line in lines if "Exception encountered at" in line), None)
-    if any("DeadKernelError" in line or "Kernel died" in line for line in lines):
-        return "the kernel died (killed, out of memory, or crashed) while running the notebook"
-    error = None
-    for line in reversed(lines):
-        if (
-            ":" in line
-            and not line.startswith((" ", "-", "File", "Cell"))
-            and "Error" in line.split(":")[0]
-        ):
-            error = line.strip()
-            break
-    parts = [p for p in (where.strip('-" ').strip() if where else None, error) if p]
-    return "; ".join(parts) or (lines[-1] if lines else "papermill failed without output")
-
-
 class _Tracker:
     """The pipeline's MLflow runs: one parent, one nested run per executed step."""
 
@@ -308,82 +268,6 @@ class _Tracker:
         self.client.set_terminated(self.run_id, "FINISHED" if result.ok else "FAILED")
 
 
-def _quiet(message: str) -> None:
-    """Report of a step running on a Dask worker (its output is not the user's terminal)."""
-
-
-def _run_step(
-    pipeline: Pipeline,
-    step: Step,
-    params: dict[str, Any],
-    folder: Path,
-    run_id: str | None,
-    report: Report,
-    project_root: Path,
-) -> StepResult:
-    papermill = Path(sys.executable).with_name("papermill")
-    output = folder / f"{step.name.replace('/', '_')}.ipynb"
-    source = pipeline.path(step.notebook)
-    with tempfile.TemporaryDirectory(prefix="mlnb-step-") as tmp:
-        prepared = Path(tmp) / source.name
-        _prepared_notebook(source, prepared)
-        params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(params), encoding="utf-8")
-        command = [
-            str(papermill), str(prepared), str(output), "-f", str(params_file),
-            "--cwd", str(pipeline.root), "--log-level", "ERROR", "--no-progress-bar",
-        ]  # fmt: skip
-        if step.cell_timeout:
-            command += ["--execution-timeout", str(int(step.cell_timeout))]
-        if step.kernel:
-            command += ["-k", step.kernel]
-        env = {
-            **os.environ,
-            "MLNB_NOTEBOOK": str(source),
-            "MLNB_PROJECT_ROOT": str(project_root),
-        }
-        if run_id:
-            env["MLNB_RUN_ID"] = run_id
-        started = time.perf_counter()
-        error = "not run"
-        for attempt in range(1, step.retries + 2):
-            try:
-                done = subprocess.run(
-                    command,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=step.timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                error = f"timed out after {step.timeout:g} s"
-            else:
-                if done.returncode == 0:
-                    return StepResult(
-                        step.name,
-                        "ok",
-                        run_id=run_id,
-                        seconds=time.perf_counter() - started,
-                        attempts=attempt,
-                        notebook=str(output),
-                    )
-                error = _error_summary(done.stderr + done.stdout)
-            if attempt <= step.retries:
-                delay = min(2 ** (attempt - 1), 30)
-                report(f"  {step.name}: attempt {attempt} failed ({error}); retrying in {delay} s")
-                time.sleep(delay)
-    return StepResult(
-        step.name,
-        "failed",
-        run_id=run_id,
-        seconds=time.perf_counter() - started,
-        attempts=step.retries + 1,
-        error=error,
-        notebook=str(output) if output.exists() else None,
-    )
-
-
 def run_pipeline(
     path: str | Path,
     overrides: dict[str, dict[str, Any]] | None = None,
@@ -393,10 +277,16 @@ def run_pipeline(
     from_step: str | None = None,
     workers: int = 1,
     executor: str = "local",
-    report: Report = print,
+    report: Report | None = None,
+    on_event: EventHandler | None = None,
+    warm_kernels: bool | None = None,
 ) -> PipelineResult:
     """Run the pipeline; see the module docstring. ``executor`` is ``local`` (threads here)
-    or ``dask://HOST:PORT`` (tasks of a Dask distributed cluster)."""
+    or ``dask://HOST:PORT`` (tasks of a Dask distributed cluster).
+
+    Progress goes to ``on_event`` (a :class:`StepEvent` per change, cells included) and, as
+    lines, to ``report``; with neither, to the terminal. ``warm_kernels`` (default on, or
+    ``MLNB_PIPELINE_WARM_KERNELS``) starts the next step's fresh kernel while a step runs."""
     pipeline = load_pipeline(path)
     params = _effective_params(pipeline, overrides or {})
     order = topological_order(pipeline)
@@ -423,6 +313,15 @@ def run_pipeline(
                 f"step {name!r} has no successful run to build on; run the whole pipeline first."
             )
         ctx.fingerprints[name] = last["fingerprint"]
+    if warm_kernels is None:
+        warm_kernels = os.environ.get("MLNB_PIPELINE_WARM_KERNELS", "1").strip().lower() not in {
+            "0", "false", "no", "off"
+        }  # fmt: skip
+    pool = None
+    if not runner.remote:
+        pool = KernelPool(
+            pipeline.root, kernel_env(project_root), warm=warm_kernels, spares=workers
+        )
     # The MLflow side (and its ~2 s import) only when a step has to run: a pipeline whose
     # steps are all up to date answers at once.
     trackers: list[_Tracker] = []
@@ -436,10 +335,21 @@ def run_pipeline(
             result.folder.mkdir(parents=True, exist_ok=True)
         return trackers[0]
 
+    handlers: list[EventHandler] = []
+    terminal = None
+    if on_event is not None:
+        handlers.append(on_event)
+    if report is not None:
+        handlers.append(TerminalProgress(report, live=False))
+    if not handlers:
+        terminal = TerminalProgress()
+        handlers.append(terminal)
     started = time.perf_counter()
 
-    def say(name: str, text: str) -> None:
-        report(f"[{time.perf_counter() - started:7.1f}s] {name:<16} {text}")
+    def emit(step: str, state: str, cell: str | None = None, message: str | None = None) -> None:
+        event = StepEvent(step, state, time.perf_counter() - started, cell, message)
+        for handler in handlers:
+            handler(event)
 
     pending = [s for s in order if s.name in selected]
     running: dict[Future[StepResult], Step] = {}
@@ -458,7 +368,7 @@ def run_pipeline(
                     result.steps[step.name] = StepResult(
                         step.name, "skipped", error="an upstream step failed"
                     )
-                    say(step.name, "skipped (an upstream step failed)")
+                    emit(step.name, "skipped", message="skipped (an upstream step failed)")
                     continue
                 if any(s is None for s in states) or len(running) >= workers:
                     continue
@@ -471,8 +381,12 @@ def run_pipeline(
                     result.steps[step.name] = StepResult(
                         step.name, "cached", fp, last.get("run_id"), notebook=last.get("notebook")
                     )
-                    say(step.name, f"up to date (run {last.get('run_id')})")
+                    emit(step.name, "cached", message=f"up to date (run {last.get('run_id')})")
                     continue
+                if pool is not None:
+                    # kernels start while MLflow loads and the step run is created
+                    pool.expect(len(pending) + 1)
+                    pool.prestart(_kernel_of(pipeline, step))
                 upstream = {
                     n: (
                         result.steps[n].run_id
@@ -482,16 +396,17 @@ def run_pipeline(
                     for n in step.needs
                 }
                 run_id = tracker().step_run(step, fp, upstream, params[step.name])
-                say(step.name, "running")
+                emit(step.name, "running")
                 future = runner.submit(
-                    _run_step,
+                    run_step,
                     pipeline,
                     step,
                     params[step.name],
                     result.folder,
                     run_id,
-                    _quiet if runner.remote else report,
                     project_root,
+                    None if runner.remote else emit,
+                    pool,
                 )
                 running[future] = step
                 parts_of[future] = parts
@@ -530,11 +445,15 @@ def run_pipeline(
                     },
                 )
                 if outcome.status == "ok":
-                    say(step.name, f"done in {outcome.seconds:.1f} s")
+                    emit(step.name, "done", message=f"done in {outcome.seconds:.1f} s")
                 else:
-                    say(step.name, f"FAILED: {outcome.error}")
+                    emit(step.name, "failed", message=f"FAILED: {outcome.error}")
     finally:
         runner.close()
+        if pool is not None:
+            pool.close()
+        if terminal is not None:
+            terminal.close()
     ctx.cache.save()
     if trackers:
         trackers[0].finish(result)
@@ -549,6 +468,16 @@ def run_pipeline(
             result,
         )
     return result
+
+
+def _kernel_of(pipeline: Pipeline, step: Step) -> str:
+    if step.kernel:
+        return step.kernel
+    try:
+        doc = json.loads(pipeline.path(step.notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "python3"
+    return str((doc.get("metadata", {}).get("kernelspec") or {}).get("name") or "python3")
 
 
 class _LocalExecutor:

@@ -18,6 +18,7 @@ from mlnb.config import get_settings
 from mlnb.pipeline import (
     PipelineError,
     PipelineFailed,
+    StepEvent,
     load_pipeline,
     pipeline_status,
     run_pipeline,
@@ -298,3 +299,69 @@ def test_a_grid_fans_a_step_out_and_its_dependents_wait_for_all(project: Path) -
         match=r"writes 'same.txt' in every combination; put a grid parameter in the path, e.g. \{C\}",
     ):
         load_pipeline(bad)
+
+
+def test_progress_events_name_the_running_cell_and_kernels_never_carry_state(
+    project: Path,
+) -> None:
+    """Kernels are started ahead (warm) but each runs one step: nothing leaks between steps."""
+    flow = project / "flow"
+    _notebook(
+        flow / "first.ipynb",
+        "value = 1",
+        "import json\nleaked = 'from first'\nimport os\nos.environ['MLNB_TEST_LEAK'] = 'yes'",
+        "open('first.txt', 'w').write(str(value))",
+    )
+    _notebook(
+        flow / "second.ipynb",
+        None,
+        "import os\nseen = {'global': 'leaked' in globals(), 'env': 'MLNB_TEST_LEAK' in os.environ}\n"
+        "open('second.txt', 'w').write(json.dumps(seen) if 'json' in globals() else repr(seen))",
+    )
+    spec = _write(
+        project,
+        "name: events\nsteps:\n"
+        "  - {name: first, notebook: first.ipynb, params: {value: 2}, outputs: [first.txt]}\n"
+        "  - {name: second, notebook: second.ipynb, needs: [first], outputs: [second.txt]}\n",
+    )
+    events: list[StepEvent] = []
+    result = run_pipeline(spec, on_event=events.append, warm_kernels=True)
+    assert (flow / "second.txt").read_text() == "{'global': False, 'env': False}"
+    assert result.steps["second"].warm_kernel  # started while `first` ran
+    cells = [e.cell for e in events if e.step == "first" and e.state == "running" and e.cell]
+    assert cells == [
+        "1/5 %load_ext mlnb",
+        "2/5 value = 1",
+        "3/5 # Parameters",
+        "4/5 import json",
+        "5/5 open('first.txt', 'w').write(str(value))",
+    ]
+    states = [(e.step, e.state) for e in events if e.cell is None]
+    assert states == [
+        ("first", "running"),
+        ("first", "done"),
+        ("second", "running"),
+        ("second", "done"),
+    ]
+    # The kernel's mlnb finished the step run before the step counted as done.
+    client = MlflowClient(get_settings().tracking_uri)
+    run = client.get_run(result.steps["first"].run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"value": "2"}  # injected, logged by the kernel's mlnb
+    assert (flow / "first.txt").read_text() == "2"
+
+
+def test_kernels_on_demand_and_an_unknown_kernel(project: Path) -> None:
+    flow = project / "flow"
+    _notebook(flow / "a.ipynb", None, "open('a.txt', 'w').write('a')")
+    spec = _write(
+        project,
+        "name: cold\nsteps:\n"
+        "  - {name: a, notebook: a.ipynb, outputs: [a.txt]}\n"
+        "  - {name: b, notebook: a.ipynb, kernel: no-such-kernel, retries: 0}\n",
+    )
+    with pytest.raises(PipelineFailed, match="no Jupyter kernel named 'no-such-kernel'") as caught:
+        run_pipeline(spec, report=lambda _: None, warm_kernels=False)
+    steps = caught.value.result.steps
+    assert steps["a"].status == "ok" and not steps["a"].warm_kernel
+    assert (flow / "a.txt").read_text() == "a"

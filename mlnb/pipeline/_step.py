@@ -1,0 +1,188 @@
+"""One step of a pipeline: its notebook executed by papermill in a fresh kernel.
+
+papermill runs in this process (its import is paid once per pipeline run, not once per
+step, as the ``papermill`` command would), against a kernel from the
+:class:`~mlnb.pipeline._kernels.KernelPool`: the output notebook is papermill's own, with
+the injected parameters cell and, on failure, papermill's error cell at the top. The kernel
+is shut down gracefully after the step, so mlnb inside it has ended and flushed the step's
+MLflow run before the step counts as finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlnb._text import first_line
+from mlnb.pipeline._fingerprint import SKIP_TAG
+from mlnb.pipeline._kernels import (
+    KernelPool,
+    KernelStartError,
+    finish,
+    kernel_env,
+    kill,
+    prepare_kernel,
+    shutdown,
+    start_kernel,
+)
+from mlnb.pipeline._progress import cell_label
+from mlnb.pipeline._spec import Pipeline, Step
+
+__all__ = ["StepResult", "run_step"]
+
+# (step name, state, cell label or None, message or None)
+StepReport = Callable[[str, str, "str | None", "str | None"], None]
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # ok, cached, failed, skipped
+    fingerprint: str | None = None
+    run_id: str | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    notebook: str | None = None
+    warm_kernel: bool = False
+
+
+def prepared_notebook(source: Path) -> Any:
+    """The step's notebook without its `mlnb:skip` cells (those never run in pipelines)."""
+    import nbformat
+
+    nb = nbformat.read(str(source), as_version=4)
+    nb.cells = [c for c in nb.cells if SKIP_TAG not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def kernel_name(nb: Any, step: Step) -> str:
+    if step.kernel:
+        return step.kernel
+    spec = nb.metadata.get("kernelspec") or {}
+    return str(spec.get("name") or "python3")
+
+
+def _describe(exc: BaseException, timed_out: bool, timeout: float | None) -> str:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if timed_out:
+        return f"timed out after {timeout:g} s"
+    if isinstance(exc, PapermillExecutionError):
+        where = f"In [{exc.exec_count}]" if exc.exec_count else f"cell {exc.cell_index + 1}"
+        code = first_line(exc.source) if exc.source else ""
+        code = f" ({code[:60]})" if code else ""
+        return f'cell "{where}"{code}: {exc.ename}: {exc.evalue}'
+    if isinstance(exc, DeadKernelError):
+        return "the kernel died (killed, out of memory, or crashed) while running the notebook"
+    if isinstance(exc, CellTimeoutError):
+        return f"a cell ran longer than the step's cell timeout: {first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def run_step(
+    pipeline: Pipeline,
+    step: Step,
+    params: dict[str, Any],
+    folder: Path,
+    run_id: str | None,
+    project_root: Path,
+    report: StepReport | None = None,
+    pool: KernelPool | None = None,
+) -> StepResult:
+    """Execute ``step``; retries with backoff; never raises for a failing notebook."""
+    import papermill
+
+    output = folder / f"{step.name.replace('/', '_')}.ipynb"
+    source = pipeline.path(step.notebook)
+    nb = prepared_notebook(source)
+    name = kernel_name(nb, step)
+    total = len(nb.cells) + (1 if params else 0)  # papermill adds the injected parameters
+    step_env = {"MLNB_NOTEBOOK": str(source), "MLNB_RUN_ID": run_id or ""}
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        if report is not None and cell.get("cell_type") == "code":
+            report(step.name, "running", cell_label(cell_index, total, cell.source), None)
+
+    started = time.perf_counter()
+    error = "not run"
+    warm = False
+    for attempt in range(1, step.retries + 2):
+        timed_out = threading.Event()
+        km = None
+        try:
+            if pool is not None:
+                km, warm = pool.take(name)
+            else:
+                km = start_kernel(name, pipeline.root, kernel_env(project_root))
+            prepare_kernel(km, step_env)
+            watchdog = None
+            if step.timeout:
+
+                def expire(km: Any = km, flag: threading.Event = timed_out) -> None:
+                    flag.set()
+                    kill(km)
+
+                watchdog = threading.Timer(step.timeout, expire)
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                papermill.execute_notebook(
+                    copy.deepcopy(nb),
+                    str(output),
+                    parameters=params,
+                    kernel_name=name,
+                    progress_bar=False,
+                    log_output=False,
+                    execution_timeout=int(step.cell_timeout) if step.cell_timeout else None,
+                    km=km,
+                    on_cell_start=on_cell_start,
+                )
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+        except KernelStartError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = _describe(exc, timed_out.is_set(), step.timeout)
+        else:
+            finish(km)  # mlnb in the kernel ends the step's run before this returns
+            km = None
+            return StepResult(
+                step.name,
+                "ok",
+                run_id=run_id,
+                seconds=time.perf_counter() - started,
+                attempts=attempt,
+                notebook=str(output),
+                warm_kernel=warm,
+            )
+        finally:
+            if km is not None:
+                shutdown(km)
+        if attempt <= step.retries:
+            delay = min(2 ** (attempt - 1), 30)
+            if report is not None:
+                report(
+                    step.name,
+                    "retrying",
+                    None,
+                    f"attempt {attempt} failed ({error}); retrying in {delay} s",
+                )
+            time.sleep(delay)
+    return StepResult(
+        step.name,
+        "failed",
+        run_id=run_id,
+        seconds=time.perf_counter() - started,
+        attempts=step.retries + 1,
+        error=error,
+        notebook=str(output) if output.exists() else None,
+        warm_kernel=warm,
+    )
