@@ -310,7 +310,8 @@ class TrackingSession:
                 + "\n"
             )
             self._log_texts(run, files)
-            _warm_model_flavors()
+            # Not part of the run's background work: the end of the run does not wait for it.
+            threading.Thread(target=_warm_model_flavors, name="mlnb-warm", daemon=True).start()
         except Exception as exc:  # provenance must never break the user's run
             _warn(f"could not record git/environment provenance: {exc}")
 
@@ -425,6 +426,7 @@ class TrackingSession:
     def at_exit(self) -> None:
         """Kernel shutdown, papermill's end, or interpreter exit: finish the run."""
         self._exiting = True
+        _STOP_WARMING.set()
         try:
             run = self.run
             if run is None and self.notebook_params and not self._ever_started:
@@ -693,6 +695,9 @@ def _pop_fluent_run(run_id: str) -> None:
             pass
 
 
+_STOP_WARMING = threading.Event()  # set at exit: warming up is for later, there is no later
+
+
 def _warm_model_flavors() -> None:
     """Import MLflow's flavor modules for libraries already in use, so the first
     log_model does not pay for them on the user's path."""
@@ -701,6 +706,8 @@ def _warm_model_flavors() -> None:
     from mlnb.tracking._models import _FLAVOR_BY_MODULE
 
     for top, flavor in _FLAVOR_BY_MODULE.items():
+        if _STOP_WARMING.is_set():
+            return
         if top in sys.modules:
             try:
                 importlib.import_module(f"mlflow.{flavor}")
@@ -708,6 +715,8 @@ def _warm_model_flavors() -> None:
                     importlib.import_module("skops.io")  # MLflow saves sklearn with skops
             except Exception:
                 pass
+    if _STOP_WARMING.is_set():
+        return
     try:  # MLflow builds this map on the first model it saves (about 0.4 s)
         from mlflow.utils.requirements_utils import _init_packages_to_modules_map
 
