@@ -1,5 +1,5 @@
 import sys
 
-from mlnb.cli import main
+from mlnb.cli import run
 
-sys.exit(main())
+sys.exit(run())

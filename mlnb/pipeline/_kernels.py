@@ -27,13 +27,27 @@ from typing import Any
 
 __all__ = ["KernelPool", "KernelStartError", "prepare_kernel", "start_kernel"]
 
-# Imported in a warm kernel while it waits: what `%load_ext mlnb` and its first write load.
-WARM_IMPORTS = ("mlnb.magics", "mlnb.tracking._session", "mlflow")
+# Imported in a warm kernel while it waits: what `%load_ext mlnb`, its first write and the
+# end of its run load.
+WARM_IMPORTS = ("mlnb.magics", "mlnb.tracking._session", "mlflow", "nbformat")
 START_TIMEOUT = 60.0
 
 
 class KernelStartError(RuntimeError):
     """A kernel that did not start or did not answer."""
+
+
+_import_lock = threading.Lock()
+
+
+def import_jupyter_client() -> None:
+    """Import jupyter_client in one thread at a time: the pool, the step threads and the
+    papermill loader start at once, and two threads importing the same package cycle can
+    see it half-initialized."""
+    with _import_lock:
+        import jupyter_client.blocking.client
+        import jupyter_client.manager  # noqa: F401
+        import jupyter_core.utils  # noqa: F401
 
 
 def _sync(coroutine_function: Any) -> Any:
@@ -45,6 +59,7 @@ def _sync(coroutine_function: Any) -> Any:
 def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
     """A started kernel named ``name`` in ``cwd``: an ``AsyncKernelManager``, the kind nbclient
     makes itself (with it, nbclient notices a kernel that died instead of waiting forever)."""
+    import_jupyter_client()
     from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import AsyncKernelManager
 
@@ -60,7 +75,7 @@ def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
             f"no Jupyter kernel named {name!r} is installed; `jupyter kernelspec list` shows "
             "the installed ones (set the step's `kernel:` or the notebook's kernelspec)."
         ) from None
-    km.mlnb_log = log  # closed with the manager
+    km.mlnb_log = log  # type: ignore[attr-defined]  # closed with the manager
     return km
 
 
@@ -118,9 +133,6 @@ def shutdown(km: Any, now: bool = False) -> None:
         pass
 
 
-_reapers: list[threading.Thread] = []
-
-
 def finish(km: Any, timeout: float = 120.0) -> None:
     """End a step's kernel: ask it to shut down and wait for its answer, which comes after
     mlnb in the kernel has ended and flushed the step's run (its ``do_shutdown``). The exit
@@ -145,9 +157,12 @@ def finish(km: Any, timeout: float = 120.0) -> None:
                 break
     finally:
         kc.stop_channels()
-    reaper = threading.Thread(target=_reap, args=(km,), name="mlnb-kernel-reap")
-    reaper.start()  # not a daemon: the process waits for it before exiting
-    _reapers.append(reaper)
+    try:
+        km.cleanup_connection_file()  # nothing is left behind if this process ends first
+    except OSError:
+        pass
+    # A daemon: the kernel exits by itself (it was told to, and it watches its parent).
+    threading.Thread(target=_reap, args=(km,), name="mlnb-kernel-reap", daemon=True).start()
 
 
 def _reap(km: Any, grace: float = 10.0) -> None:
@@ -187,24 +202,38 @@ class KernelPool:
         self.env = dict(env)
         self.warm = warm
         self.spares = max(0, spares)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._ready: dict[str, list[Any]] = {}
         self._starting: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}  # steps waiting in take()
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._wanted = 0  # kernels the rest of the run may still need
+        self._planned = False
 
-    def expect(self, steps: int) -> None:
-        """At most ``steps`` more steps will take a kernel."""
+    def plan(self, steps: int) -> None:
+        """At most ``steps`` more steps will take a kernel (set once, when the first one
+        is about to run); :meth:`take` and :meth:`drop` count down from it."""
         with self._lock:
-            self._wanted = max(0, steps)
+            if not self._planned:
+                self._planned = True
+                self._wanted = max(0, steps)
+
+    def drop(self, steps: int = 1) -> None:
+        """``steps`` of the planned steps will not run (cached, or skipped after a failure)."""
+        with self._lock:
+            if self._planned:
+                self._wanted = max(0, self._wanted - steps)
 
     def _spare_start(self, name: str) -> None:
         def start() -> None:
             km = None
             try:
                 km = start_kernel(name, self.cwd, self.env)
-                _run_silently(km, _warm_code(WARM_IMPORTS))
+                with self._lock:
+                    awaited = self._waiting.get(name, 0) > 0
+                if not awaited:  # a step waiting for it now imports what it needs itself
+                    _run_silently(km, _warm_code(WARM_IMPORTS))
             except Exception:
                 if km is not None:
                     shutdown(km, now=True)
@@ -214,6 +243,7 @@ class KernelPool:
                 if km is not None and not self._closed:
                     self._ready.setdefault(name, []).append(km)
                     km = None
+                self._lock.notify_all()
             if km is not None:
                 shutdown(km, now=True)
 
@@ -242,6 +272,11 @@ class KernelPool:
     def take(self, name: str) -> tuple[Any, bool]:
         """A kernel no step has used, and whether it was warm. The caller shuts it down."""
         with self._lock:
+            # A kernel already starting is ready sooner than a new one.
+            self._waiting[name] = self._waiting.get(name, 0) + 1
+            while not self._ready.get(name) and self._starting.get(name, 0) > 0:
+                self._lock.wait(timeout=START_TIMEOUT)
+            self._waiting[name] -= 1
             ready = self._ready.get(name) or []
             km = ready.pop(0) if ready else None
             self._wanted = max(0, self._wanted - 1)

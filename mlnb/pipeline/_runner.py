@@ -26,7 +26,7 @@ from mlnb.pipeline._fingerprint import code_hash, fingerprint, input_hashes
 from mlnb.pipeline._kernels import KernelPool, kernel_env
 from mlnb.pipeline._progress import EventHandler, StepEvent, TerminalProgress
 from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, topological_order
-from mlnb.pipeline._step import StepResult, run_step
+from mlnb.pipeline._step import StepResult, load_papermill, run_step
 
 __all__ = ["PipelineResult", "StepResult", "parse_overrides", "pipeline_status", "run_pipeline"]
 
@@ -369,6 +369,8 @@ def run_pipeline(
                         step.name, "skipped", error="an upstream step failed"
                     )
                     emit(step.name, "skipped", message="skipped (an upstream step failed)")
+                    if pool is not None:
+                        pool.drop()
                     continue
                 if any(s is None for s in states) or len(running) >= workers:
                     continue
@@ -382,10 +384,12 @@ def run_pipeline(
                         step.name, "cached", fp, last.get("run_id"), notebook=last.get("notebook")
                     )
                     emit(step.name, "cached", message=f"up to date (run {last.get('run_id')})")
+                    if pool is not None:
+                        pool.drop()
                     continue
                 if pool is not None:
-                    # kernels start while MLflow loads and the step run is created
-                    pool.expect(len(pending) + 1)
+                    # kernels start while MLflow and papermill load and the step run is made
+                    pool.plan(len(pending) + 1)
                     pool.prestart(_kernel_of(pipeline, step))
                 upstream = {
                     n: (
@@ -396,6 +400,8 @@ def run_pipeline(
                     for n in step.needs
                 }
                 run_id = tracker().step_run(step, fp, upstream, params[step.name])
+                if not runner.remote:
+                    load_papermill()  # here, not in the step threads: imports race in threads
                 emit(step.name, "running")
                 future = runner.submit(
                     run_step,

@@ -24,6 +24,7 @@ from mlnb.pipeline._kernels import (
     KernelPool,
     KernelStartError,
     finish,
+    import_jupyter_client,
     kernel_env,
     kill,
     prepare_kernel,
@@ -50,6 +51,67 @@ class StepResult:
     error: str | None = None
     notebook: str | None = None
     warm_kernel: bool = False
+
+
+ENGINE = "mlnb"
+_engine_lock = threading.Lock()
+
+
+def _register_engine() -> None:
+    """papermill's nbclient engine, closing its kernel client after the notebook: nbclient
+    only does that for kernels it started itself, and open sockets hold up the exit of the
+    process (zmq waits for them)."""
+    with _engine_lock:
+        import_jupyter_client()
+        from papermill.clientwrap import PapermillNotebookClient
+        from papermill.engines import NBClientEngine, papermill_engines
+        from papermill.utils import merge_kwargs, remove_args
+
+        if ENGINE in papermill_engines._engines:
+            return
+
+        class Engine(NBClientEngine):  # type: ignore[misc]
+            @classmethod
+            def execute_managed_notebook(  # papermill's own, but for the last lines
+                cls,
+                nb_man: Any,
+                kernel_name: str,
+                log_output: bool = False,
+                stdout_file: Any = None,
+                stderr_file: Any = None,
+                start_timeout: int = 60,
+                execution_timeout: int | None = None,
+                **kwargs: Any,
+            ) -> Any:
+                import logging
+
+                kwargs = remove_args(["input_path"], **kwargs)
+                safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+                final_kwargs = merge_kwargs(
+                    safe_kwargs,
+                    timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                    startup_timeout=start_timeout,
+                    kernel_name=kernel_name,
+                    log=logging.getLogger("papermill"),
+                    log_output=log_output,
+                    stdout_file=stdout_file,
+                    stderr_file=stderr_file,
+                )
+                client = PapermillNotebookClient(nb_man, **final_kwargs)
+                try:
+                    return client.execute()
+                finally:
+                    if client.kc is not None:
+                        client.kc.stop_channels()
+                        client.kc = None
+
+        papermill_engines.register(ENGINE, Engine)
+
+
+def load_papermill() -> None:
+    """Import papermill (about a second) and register the engine; the runner calls this in
+    the background as soon as it knows a step will run."""
+    _register_engine()
 
 
 def prepared_notebook(source: Path) -> Any:
@@ -97,6 +159,7 @@ def run_step(
     pool: KernelPool | None = None,
 ) -> StepResult:
     """Execute ``step``; retries with backoff; never raises for a failing notebook."""
+    load_papermill()  # before importing papermill here: another thread may be importing it
     import papermill
 
     output = folder / f"{step.name.replace('/', '_')}.ipynb"
@@ -141,6 +204,7 @@ def run_step(
                     progress_bar=False,
                     log_output=False,
                     execution_timeout=int(step.cell_timeout) if step.cell_timeout else None,
+                    engine_name=ENGINE,
                     km=km,
                     on_cell_start=on_cell_start,
                 )
