@@ -4,17 +4,21 @@ One pure-ASGI middleware does, per request and in one pass: the request id
 (``X-Request-ID`` taken or made, returned on every response, in every log line), the API key
 (``MLNB_API_KEY``), the body size limit (413), in-flight/latency/status metrics and one JSON
 log line. Exception handlers are registered once: bad input is a 422 naming the field, a
-failure inside the model a 500 without a traceback.
+failure inside the model a 500 without a traceback. The endpoints' handlers are in
+``_handlers``; the safety nets (routing, breakers, audit, drift, alerts) are put together in
+``_setup`` and act in ``_runtime``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hmac
 import logging
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +28,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlnb.serve._batching import Batcher, to_list
+from mlnb.serve._audit import FeedbackError
+from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
 from mlnb.serve._metrics import Metrics
-from mlnb.serve._schemas import EndpointShape, shape_of
-from mlnb.serve._service import Endpoint, Service, ServiceError, load_service
+from mlnb.serve._runtime import Runtime
+from mlnb.serve._service import ServiceError, load_service
+from mlnb.serve._setup import build_runtime
 
 __all__ = ["ServeSettings", "create_app", "request_id_var"]
 
@@ -75,7 +81,16 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
-        for key in ("method", "path", "status", "latency_ms", "client", "batch"):
+        for key in (
+            "method",
+            "path",
+            "status",
+            "latency_ms",
+            "client",
+            "batch",
+            "event",
+            "details",
+        ):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info:
@@ -214,172 +229,20 @@ class _TooLarge(Exception):
     pass
 
 
-def _model_failure(path: str, request_id: str, exc: Exception, metrics: Metrics) -> Response:
-    """A failure inside the endpoint function, as an answer: a 422 when the model refused
-    values that passed the schema (ValueError, TypeError, KeyError), else a 500; never a
-    traceback to the client (the log has it, under the request id)."""
-    if isinstance(exc, (ValueError, TypeError, KeyError)):
-        metrics.errors.labels(path, "model_input").inc()
-        log.warning("the model refused the input: %s: %s", type(exc).__name__, exc)
-        return JSONBytes(
-            {
-                "detail": f"the model refused the input: {type(exc).__name__}: {exc}",
-                "request_id": request_id,
-            },
-            status_code=422,
-        )
-    metrics.errors.labels(path, "server").inc()
-    log.error("prediction failed", exc_info=exc)
-    return JSONBytes(
-        {
-            "detail": "the prediction failed on the server; see its log for this request id",
-            "request_id": request_id,
-        },
-        status_code=500,
-    )
+def _with_lifespan(app: FastAPI, runtime_ref: list[Runtime]) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        for runtime in runtime_ref:
+            runtime.close()
+
+    return lifespan
 
 
-class JSONBytes(Response):
-    """JSON rendered by orjson (numpy values included)."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-
-
-async def _validated(request: Request, shape: EndpointShape) -> Any:
-    """The request body parsed and validated in one step (orjson + pydantic, compiled once)."""
-    try:
-        return shape.request.validate_json(await request.body())
-    except ValidationError as exc:
-        raise _body_errors(exc) from None
-
-
-def _body_errors(exc: ValidationError) -> RequestValidationError:
-    """pydantic's errors with FastAPI's ``body`` prefix on each location."""
-    errors = exc.errors(include_url=False)
-    for error in errors:
-        error["loc"] = ("body", *error.get("loc", ()))
-    return RequestValidationError(errors)
-
-
-def _frame_predict(function: Any, shape: EndpointShape) -> Any:
-    import pandas as pd
-
-    columns = shape.columns
-
-    def run(records: list[dict[str, Any]]) -> list[Any]:
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        return to_list(function(frame))
-
-    return run
-
-
-def _vectorized(run: Any, example: Any) -> bool:
-    """Does the endpoint answer n rows with n answers? (Checked once, with the example.)"""
-    if not example:
-        return False
-    try:
-        records = list(example) * 2
-        return len(run(records)) == len(records)
-    except Exception:
-        return False
-
-
-def _add_endpoint(
-    app: FastAPI, service: Service, endpoint: Endpoint, settings: ServeSettings, metrics: Metrics
-) -> dict[str, Any]:
-    meta: dict[str, Any] = next(
-        (e for e in service.metadata.get("endpoints", []) if e.get("path") == endpoint.path), {}
-    )
-    example = meta.get("example") or service.example
-    example_value = (example or {}).get("value")
-    shape = shape_of(endpoint.function, vars(service.module), example_value, meta.get("schema"))
-    model = service.model_info
-    path = endpoint.path
-    name = endpoint.function.__name__
-
-    if shape.kind == "dataframe":
-        run = _frame_predict(endpoint.function, shape)
-        example_records = (example or {}).get("records") or []
-        wants_batch = endpoint.spec.batch if endpoint.spec.batch is not None else settings.batching
-        batching = _vectorized(run, example_records) if wants_batch is None else bool(wants_batch)
-        batcher = (
-            Batcher(run, settings.max_batch_rows, on_batch=metrics.batch_observer(path))
-            if batching
-            else None
-        )
-
-        async def handler(request: Request) -> Response:
-            records = (await _validated(request, shape))["records"]
-            if not records:
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "too_short",
-                            "loc": ("body", "records"),
-                            "msg": "records must hold at least one row",
-                            "input": [],
-                        }
-                    ]
-                )
-            if batcher is not None:
-                try:
-                    predictions = await batcher.submit(records)
-                except Exception as exc:
-                    return _model_failure(path, request.state.request_id, exc, metrics)
-            else:
-                from starlette.concurrency import run_in_threadpool
-
-                try:
-                    predictions = await run_in_threadpool(run, records)
-                except Exception as exc:
-                    return _model_failure(path, request.state.request_id, exc, metrics)
-            return JSONBytes(
-                {"predictions": predictions, "model": model, "request_id": request.state.request_id}
-            )
-
-    else:
-        batching = False
-        from starlette.concurrency import run_in_threadpool
-
-        def call(payload: Any) -> Any:
-            if shape.single_model:
-                result = endpoint.function(payload)
-            else:
-                result = endpoint.function(**{k: getattr(payload, k) for k in shape.params})
-            if shape.returns is not None:
-                return shape.returns.dump_python(result, mode="json")
-            return result
-
-        async def handler(request: Request) -> Response:
-            payload = await _validated(request, shape)
-            try:
-                result = await run_in_threadpool(call, payload)
-            except Exception as exc:
-                return _model_failure(path, request.state.request_id, exc, metrics)
-            return JSONBytes(result, headers={"x-request-id": request.state.request_id})
-
-    responses: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"application/json": {"schema": shape.response_schema or {}}}},
-        422: {"description": "The body does not match the schema (field-level errors)"},
-    }
-    app.add_api_route(
-        path,
-        handler,
-        methods=["POST"],
-        name=name,
-        summary=(endpoint.function.__doc__ or f"{name} from the notebook").strip().splitlines()[0],
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": shape.request_schema}},
-            }
-        },
-        responses=responses,
-    )
-    return {"path": path, "function": name, "kind": shape.kind, "batching": batching}
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    label: Any
 
 
 def create_app(folder: str | Path | None = None, settings: ServeSettings | None = None) -> FastAPI:
@@ -391,6 +254,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     service = load_service(folder)
     metadata = service.metadata
     metrics = Metrics(service)
+    runtime_ref: list[Runtime] = []
     # Swagger UI and ReDoc served from the package: /docs works without internet.
     app = FastAPIOffline(
         title=metadata.get("name", "mlnb service"),
@@ -399,9 +263,15 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         ),
         description=f"Exported by mlnb from {metadata.get('notebook', {}).get('path')}.",
         default_response_class=JSONBytes,
+        lifespan=_with_lifespan(FastAPI(), runtime_ref),
     )
     app.state.service = service
-    routes = [_add_endpoint(app, service, ep, settings, metrics) for ep in service.endpoints]
+    runtime = build_runtime(service, settings, metrics)
+    routes = [
+        add_endpoint(app, runtime, runtime.plans[e.path], e.function) for e in service.endpoints
+    ]
+    runtime_ref.append(runtime)
+    app.state.runtime = runtime
     app.state.routes = routes
 
     @app.get("/healthz", include_in_schema=True, tags=["ops"])
@@ -416,15 +286,94 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
 
     @app.get("/version", tags=["ops"])
     async def version() -> dict[str, Any]:
-        """What is being served: the export metadata."""
+        """What is being served: the export metadata, the models answering and the safety
+        nets (routing, breakers, fallbacks, profile, audit log, alias followed)."""
         public = {k: v for k, v in metadata.items() if k != "example"}
-        return {**public, "endpoints": routes}
+        router = runtime.router
+        champion = router.champion.model
+        if champion.get("version") != (metadata.get("models") or [{}])[0].get("version"):
+            # following an alias: the pinned record of the model answering now
+            public["models"] = [
+                {**(metadata.get("models") or [{}])[0], **champion},
+                *(metadata.get("models") or [])[1:],
+            ]
+        return {
+            **public,
+            "endpoints": routes,
+            "serving": router.to_dict(),
+            "breakers": {p: b.to_dict() for p, b in runtime.breakers.items()},
+            "fallbacks": {p: f.source for p, f in runtime.fallbacks.items()},
+            "profile": {
+                "name": getattr(runtime.profile, "name", None),
+                "error": runtime.profile_error,
+                "features": {
+                    p: q.mismatch | {"checked": q.features} for p, q in runtime.qualities.items()
+                },
+            },
+            "audit": str(runtime.audit.folder) if runtime.audit is not None else None,
+            "follow": runtime.follower.to_dict() if runtime.follower is not None else None,
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
-        """Prometheus metrics: requests, latency, in-flight, errors, model, process RSS."""
+        """Prometheus metrics: requests, latency, in-flight, errors, model, process RSS,
+        drift, fallbacks, breaker state, shadow agreement, live accuracy, alerts."""
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+    @app.get("/monitor/drift", tags=["monitor"])
+    async def drift() -> dict[str, Any]:
+        """Drift of the live inputs (the rolling window) against the training profile."""
+        if runtime.drift is None:
+            reason = runtime.profile_error or (
+                "this service has no profile: record one with mlnb.profile(X_train) (or "
+                "%mlnb profile VAR) before exporting"
+                if runtime.profile is None
+                else "drift is off (MLNB_DRIFT=off, or the profile shares no column with "
+                "the endpoints)"
+            )
+            return {
+                "profile": getattr(runtime.profile, "name", None),
+                "n": 0,
+                "features": {},
+                "drifted": [],
+                "checked_at": None,
+                "detail": reason,
+            }
+        return runtime.drift.result
+
+    @app.get("/monitor/feedback", tags=["monitor"])
+    async def feedback_summary() -> dict[str, Any]:
+        """Live accuracy from the labels sent to POST /feedback."""
+        if runtime.audit is None:
+            return {"endpoints": {}, "detail": "the audit log is off (MLNB_AUDIT=off)"}
+        return runtime.audit.accuracy()
+
+    @app.post("/feedback", tags=["monitor"])
+    async def feedback(request: Request) -> Response:
+        """The true label of an earlier answer: ``{"request_id": ..., "label": ...}`` (a
+        list of labels for an answer of several rows)."""
+        request_id = request.state.request_id
+        try:
+            body = FeedbackBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise body_errors(exc) from None
+        if runtime.audit is None:
+            return JSONBytes(
+                {
+                    "detail": "feedback needs the audit log, which is off "
+                    "(MLNB_AUDIT=off); unset it to record labels.",
+                    "request_id": request_id,
+                },
+                status_code=409,
+            )
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            summary = await run_in_threadpool(runtime.audit.feedback, body.request_id, body.label)
+        except FeedbackError as exc:
+            return JSONBytes({"detail": str(exc), "request_id": request_id}, status_code=exc.status)
+        return JSONBytes({**summary, "request_id": request_id})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -459,7 +408,15 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    known = {r["path"] for r in routes} | {"/healthz", "/readyz", "/version", "/metrics"}
+    known = {r["path"] for r in routes} | {
+        "/healthz",
+        "/readyz",
+        "/version",
+        "/metrics",
+        "/monitor/drift",
+        "/monitor/feedback",
+        "/feedback",
+    }
     app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, routes=known)
     log.info("service ready", extra={"path": str(service.folder)})
     return app

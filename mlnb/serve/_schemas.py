@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model, with_config
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
     "DataFrameSchema",
@@ -123,10 +123,13 @@ class EndpointShape:
     fits_example: bool = False  # the notebook's example is a valid body for this endpoint
 
 
-def _record_type(schema: DataFrameSchema, name: str) -> Any:
+def _record_type(schema: DataFrameSchema, name: str, optional: frozenset[str]) -> Any:
     fields: dict[str, Any] = {}
     for column in schema.columns:
         kind = _PY_TYPES[column["type"]]
+        if column["name"] in optional:  # filled from the profile when left out
+            fields[column["name"]] = NotRequired[kind | None]  # type: ignore[valid-type]
+            continue
         fields[column["name"]] = (kind | None) if column["nullable"] else kind
     record = TypedDict(f"{name}Record", fields)  # type: ignore[misc,operator]
     return with_config(ConfigDict(extra="forbid", allow_inf_nan=False, title=f"{name}Record"))(
@@ -134,8 +137,10 @@ def _record_type(schema: DataFrameSchema, name: str) -> Any:
     )
 
 
-def _dataframe_shape(schema: DataFrameSchema, name: str, example: Any) -> EndpointShape:
-    record = _record_type(schema, name)
+def _dataframe_shape(
+    schema: DataFrameSchema, name: str, example: Any, optional: frozenset[str] = frozenset()
+) -> EndpointShape:
+    record = _record_type(schema, name, optional)
     request_type = with_config(ConfigDict(extra="forbid", title=f"{name}Request"))(
         TypedDict(f"{name}Request", {"records": list[record]})  # type: ignore[misc,operator,valid-type]
     )
@@ -156,6 +161,24 @@ def _dataframe_shape(schema: DataFrameSchema, name: str, example: Any) -> Endpoi
                 },
             },
             "request_id": {"type": "string"},
+            "filled_fields": {
+                "description": "per record, the features filled from the training profile "
+                "(only when one was)",
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+            "out_of_range": {
+                "description": "per record, the features far outside the training range "
+                "(only when one was)",
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "fallback": {
+                "description": "true when the fallback answered (only then)",
+                "type": "boolean",
+            },
+            "fallback_reason": {"type": "string"},
         },
         "required": ["predictions", "model", "request_id"],
     }
@@ -182,7 +205,11 @@ def _is_dataframe_type(annotation: Any) -> bool:
 
 
 def shape_of(
-    function: Any, namespace: dict[str, Any], example: Any, dataframe_schema: dict[str, Any] | None
+    function: Any,
+    namespace: dict[str, Any],
+    example: Any,
+    dataframe_schema: dict[str, Any] | None,
+    optional: frozenset[str] = frozenset(),
 ) -> EndpointShape:
     """How ``function`` is called over HTTP (raises TypeError with the reason when it can't be)."""
     name = "".join(part.capitalize() for part in function.__name__.split("_")) or "Endpoint"
@@ -207,7 +234,7 @@ def shape_of(
                 f"{function.__name__} takes a DataFrame but there is no mlnb:example cell to "
                 "learn its columns from; add a cell tagged mlnb:example that sets `example`."
             )
-        return _dataframe_shape(schema, name, example)
+        return _dataframe_shape(schema, name, example, optional)
     if untyped and params:
         raise TypeError(
             f"{function.__name__} has no type hints and there is no example: annotate its "

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
+import threading
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.endpoints import EndpointSpec, spec_of
+from mlnb.endpoints import EndpointSpec, fallback_of, spec_of
 from mlnb.exceptions import MlnbError
 
-__all__ = ["METADATA_FILE", "Service", "ServiceError", "collect_endpoints", "load_service"]
+__all__ = [
+    "METADATA_FILE",
+    "Service",
+    "ServiceError",
+    "collect_endpoints",
+    "collect_fallbacks",
+    "load_module",
+    "load_service",
+]
 
 METADATA_FILE = "mlnb-service.json"
 
@@ -37,6 +47,7 @@ class Service:
     metadata: dict[str, Any]
     module: types.ModuleType
     endpoints: list[Endpoint] = field(default_factory=list)
+    fallbacks: dict[str, Any] = field(default_factory=dict)  # endpoint path -> baseline
 
     @property
     def example(self) -> Any:
@@ -69,6 +80,22 @@ def collect_endpoints(namespace: dict[str, Any]) -> list[Endpoint]:
             )
         found[spec.path] = Endpoint(spec.path, value, spec)
     return sorted(found.values(), key=lambda e: e.path)
+
+
+def collect_fallbacks(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Every ``@mlnb.fallback(path)`` function defined by the exported code, by path."""
+    found: dict[str, Any] = {}
+    for value in namespace.values():
+        path = fallback_of(value) if callable(value) else None
+        if path is None:
+            continue
+        if path in found and found[path] is not value:
+            raise ServiceError(
+                f"two fallbacks for {path}: {found[path].__name__} and {value.__name__}; "
+                "keep one @mlnb.fallback per endpoint."
+            )
+        found[path] = value
+    return found
 
 
 def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]:
@@ -113,25 +140,68 @@ def load_service(folder: str | Path) -> Service:
     from mlnb.tracking import _models
 
     _models.PINNED.update(verify_models(folder, metadata.get("models", [])))
+    module = load_module(folder, metadata)
+    return _service_of(folder, metadata, module)
+
+
+def _service_of(folder: Path, metadata: dict[str, Any], module: types.ModuleType) -> Service:
     code_path = folder / metadata.get("code", "service.py")
-    module_name = f"mlnb_service_{abs(hash(str(folder)))}"
-    spec = importlib.util.spec_from_file_location(module_name, code_path)
-    if spec is None or spec.loader is None:
-        raise ServiceError(f"cannot load {code_path}; export again.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except MlnbError:
-        raise
-    except Exception as exc:
-        raise ServiceError(
-            f"the exported code in {code_path} failed at start-up: {type(exc).__name__}: {exc}"
-        ) from exc
-    service = Service(folder, metadata, module, collect_endpoints(vars(module)))
+    namespace = vars(module)
+    service = Service(
+        folder, metadata, module, collect_endpoints(namespace), collect_fallbacks(namespace)
+    )
     if not service.endpoints:
         raise ServiceError(
             f"{code_path} defines no endpoint: define predict(...) or decorate a function "
             "with @mlnb.endpoint('/path')."
         )
     return service
+
+
+_EXEC_LOCK = threading.Lock()
+_COUNTER = itertools.count(1)
+
+
+def load_module(
+    folder: Path, metadata: dict[str, Any], pinned: dict[str, Path] | None = None
+) -> types.ModuleType:
+    """Run ``service.py`` as a new module. ``pinned`` (model URI -> local folder) overrides
+    the pinned models while it runs: the same code bound to another model version (the
+    challenger, or a new champion when the service follows an alias)."""
+    from mlnb.tracking import _models
+
+    code_path = folder / metadata.get("code", "service.py")
+    module_name = f"mlnb_service_{abs(hash(str(folder)))}"
+    if pinned:
+        module_name += f"_{next(_COUNTER)}"
+    spec = importlib.util.spec_from_file_location(module_name, code_path)
+    if spec is None or spec.loader is None:
+        raise ServiceError(f"cannot load {code_path}; export again.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    with _EXEC_LOCK:
+        before = dict(_models.PINNED)
+        _models.PINNED.update(pinned or {})
+        try:
+            spec.loader.exec_module(module)
+        except MlnbError:
+            sys.modules.pop(module_name, None)
+            raise
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise ServiceError(
+                f"the exported code in {code_path} failed at start-up: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            _models.PINNED.clear()
+            _models.PINNED.update(before)
+    return module
+
+
+def load_variant(
+    service: Service, pinned: dict[str, Path], metadata: dict[str, Any] | None = None
+) -> Service:
+    """The service's code run again with some models replaced (``pinned``)."""
+    meta = metadata if metadata is not None else service.metadata
+    module = load_module(service.folder, service.metadata, pinned)
+    return _service_of(service.folder, meta, module)

@@ -1,0 +1,233 @@
+"""Data quality and online drift of a service, against the training data's profile.
+
+The profile is the file named by ``"profile"`` in ``mlnb-service.json`` (written by
+``mlnb export`` from ``mlnb.profile(X_train, ...)``), relative to the service folder.
+
+* Defaults: a profiled feature may be left out of a record (or sent as null); it is filled
+  from ``Profile.defaults()`` before the model sees it and the answer lists it under
+  ``filled_fields``.
+* Range: values far outside the training range (``Profile.out_of_range``) are answered
+  normally but flagged under ``out_of_range`` and counted in ``mlnb_out_of_range_total``.
+* Drift: a rolling window of the last ``MLNB_DRIFT_WINDOW`` inputs per feature; a background
+  thread compares it with the profile every ``MLNB_DRIFT_EVERY`` input rows or
+  ``MLNB_DRIFT_SECONDS`` seconds, at most once per ``MLNB_DRIFT_MIN_SECONDS`` (1) under load
+  (``mlnb.monitor.feature_drift``), sets the
+  ``mlnb_drift_statistic`` / ``mlnb_drift_detected`` gauges, and emits a ``drift`` alert
+  event when a feature crosses its threshold. ``MLNB_DRIFT=off`` disables it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from mlnb.serve._env import env_number
+from mlnb.serve._events import Events
+from mlnb.serve._metrics import Metrics
+
+__all__ = ["DriftMonitor", "Quality", "load_profile"]
+
+log = logging.getLogger("mlnb.serve.quality")
+
+
+def load_profile(folder: Path, metadata: dict[str, Any]) -> tuple[Any, str | None]:
+    """The service's profile (or None) and, when it cannot be read, why."""
+    name = metadata.get("profile")
+    if not name:
+        return None, None
+    path = folder / str(name)
+    try:
+        from mlnb.monitor import Profile
+
+        return Profile.load(path), None
+    except Exception as exc:  # a broken profile must not stop the service
+        reason = (
+            f"the profile {path} cannot be read ({type(exc).__name__}: {exc}); defaults, range "
+            "checks and drift are off. Export the notebook again with a valid profile."
+        )
+        log.error(reason)
+        return None, reason
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+class Quality:
+    """Defaults and range checks for one DataFrame endpoint."""
+
+    def __init__(self, profile: Any, columns: list[str], nullable: set[str]) -> None:
+        self.profile = profile
+        profiled = set(profile.features)
+        self.features = [c for c in columns if c in profiled]
+        self.mismatch = {
+            "only_in_profile": sorted(profiled - set(columns)),
+            "only_in_requests": [c for c in columns if c not in profiled],
+        }
+        defaults = profile.defaults()
+        # a column that may legitimately be null keeps its nulls
+        self.defaults = {
+            c: defaults[c] for c in self.features if c in defaults and c not in nullable
+        }
+
+    @property
+    def optional(self) -> set[str]:
+        return set(self.defaults)
+
+    def apply(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[list[str]] | None, list[list[str]] | None]:
+        """Fill missing features in place; the filled and the out-of-range fields per record
+        (None when there are none)."""
+        filled: list[list[str]] = []
+        any_filled = False
+        defaults = self.defaults
+        for record in records:
+            names = [c for c, v in defaults.items() if _is_missing(record.get(c))]
+            for c in names:
+                record[c] = defaults[c]
+            if names:
+                any_filled = True
+            filled.append(names)
+        flagged: list[list[str]] = []
+        any_flagged = False
+        for record in records:
+            names = [str(n) for n in self.profile.out_of_range(record)]
+            if names:
+                any_flagged = True
+            flagged.append(names)
+        return (filled if any_filled else None), (flagged if any_flagged else None)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return dict(vars(result))
+
+
+class DriftMonitor:
+    """Rolling windows of live inputs per feature, checked off the request path."""
+
+    def __init__(self, profile: Any, features: list[str], metrics: Metrics, events: Events) -> None:
+        from mlnb import monitor
+
+        self.profile = profile
+        self.features = features
+        self.metrics = metrics
+        self.events = events
+        self.window = int(env_number("MLNB_DRIFT_WINDOW", monitor.DEFAULT_WINDOW))
+        self.every = int(env_number("MLNB_DRIFT_EVERY", monitor.DEFAULT_CHECK_EVERY))
+        self.seconds = env_number("MLNB_DRIFT_SECONDS", monitor.DEFAULT_CHECK_SECONDS)
+        threshold = os.environ.get("MLNB_DRIFT_THRESHOLD")
+        self.threshold = float(threshold) if threshold else None
+        self.min_gap = env_number("MLNB_DRIFT_MIN_SECONDS", 1.0)
+        # the last `window` input rows (the request path only extends it: O(1) per request)
+        self.rows: deque[dict[str, Any]] = deque(maxlen=self.window)
+        self.seen = 0
+        self._since = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self.result: dict[str, Any] = {
+            "profile": getattr(profile, "name", None),
+            "n": 0,
+            "features": {},
+            "drifted": [],
+            "checked_at": None,
+            "window": self.window,
+        }
+        self._drifted: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="mlnb-drift", daemon=True)
+        self._thread.start()
+
+    def observe(self, records: list[dict[str, Any]]) -> None:
+        """Add live inputs (called on the request path, in the event loop)."""
+        self.rows.extend(records)
+        self.seen += len(records)
+        self._since += len(records)
+        if self._since >= self.every:
+            self._since = 0
+            self._wake.set()
+
+    def _run(self) -> None:
+        last_seen = -1
+        last_check = 0.0
+        while not self._stop:
+            self._wake.wait(self.seconds)
+            self._wake.clear()
+            if self._stop:
+                return
+            if self.seen == last_seen:
+                continue  # nothing new since the last check
+            gap = time.monotonic() - last_check
+            if gap < self.min_gap:  # at most one check per MLNB_DRIFT_MIN_SECONDS
+                time.sleep(self.min_gap - gap)
+            last_seen = self.seen
+            last_check = time.monotonic()
+            try:
+                self.check()
+            except Exception:
+                log.exception("the drift check failed")
+
+    def check(self) -> dict[str, Any]:
+        from mlnb.monitor import feature_drift
+
+        seen = self.seen
+        while True:
+            try:
+                rows = list(self.rows)
+                break
+            except RuntimeError:  # extended while being copied: copy again
+                continue
+        snapshot: dict[str, list[Any]] = {}
+        for name in self.features:
+            values = [v for v in (row.get(name) for row in rows) if v is not None]
+            snapshot[name] = values
+        features: dict[str, Any] = {}
+        drifted: list[str] = []
+        for name, values in snapshot.items():
+            if not values:
+                continue
+            result = feature_drift(self.profile.features[name], values, threshold=self.threshold)
+            doc = _as_dict(result)
+            features[name] = doc
+            self.metrics.drift_statistic.labels(name).set(float(doc.get("statistic") or 0.0))
+            self.metrics.drift_detected.labels(name).set(1.0 if doc.get("drifted") else 0.0)
+            if doc.get("drifted"):
+                drifted.append(name)
+        n = max((len(v) for v in snapshot.values()), default=0)
+        self.metrics.drift_window.set(n)
+        newly = sorted(set(drifted) - self._drifted)
+        recovered = sorted(self._drifted - set(drifted))
+        self._drifted = set(drifted)
+        self.result = {
+            "profile": getattr(self.profile, "name", None),
+            "n": n,
+            "seen": seen,
+            "window": self.window,
+            "features": features,
+            "drifted": sorted(drifted),
+            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if newly:
+            self.events.emit(
+                "drift",
+                f"drift detected in {', '.join(newly)} over the last {n} inputs",
+                features={f: features[f].get("statistic") for f in newly},
+                window=n,
+            )
+        if recovered:
+            log.info("drift cleared for %s", ", ".join(recovered))
+        return self.result
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
