@@ -1,0 +1,81 @@
+"""What every mlnb widget shares.
+
+Each view is a :class:`Static` (plain data that renders itself as HTML and text) wrapped by
+a :class:`Panel` (the live ipywidgets view). A panel's display bundle carries the widget
+view and, next to it, the static view's ``text/html`` and ``text/plain``: nbconvert without
+widget state and other frontends fall back to them. Where no widget frontend can run at all
+(a kernel started by ``papermill``, a pipeline step) the factories return the static view
+alone, so the output notebook holds plain HTML tables and no dead widget state.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mlnb.exceptions import MlnbError
+
+try:
+    import ipywidgets as widgets
+except ImportError as exc:  # pragma: no cover - ipywidgets is in the notebook extra
+    raise MlnbError(
+        "mlnb.widgets needs ipywidgets; install it with pip install 'mlnb[notebook]'."
+    ) from exc
+
+from mlnb.widgets._render import STYLE
+
+__all__ = ["Panel", "Static", "headless", "widgets"]
+
+_OFF = {"0", "false", "no", "off", "static"}
+_ON = {"1", "true", "yes", "on"}
+
+
+def headless() -> bool:
+    """True where no widget frontend can show a widget: a kernel started by ``papermill``,
+    or a pipeline step. ``MLNB_WIDGETS=0`` forces static views, ``MLNB_WIDGETS=1`` widgets."""
+    forced = os.environ.get("MLNB_WIDGETS", "").strip().lower()
+    if forced in _OFF:
+        return True
+    if forced in _ON:
+        return False
+    if "MLNB_RUN_ID" in os.environ:  # set by the pipeline runner in each step's kernel
+        return True
+    from mlnb.tracking._cells import _papermill_input
+
+    return _papermill_input() is not None
+
+
+class Static:
+    """A view as HTML and text, for outputs that outlive the kernel."""
+
+    def to_html(self) -> str:
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return {"text/html": STYLE + self.to_html(), "text/plain": self.to_text()}
+
+
+class Panel(widgets.VBox):  # type: ignore[misc]
+    """A VBox whose display bundle also carries its :attr:`static` view as HTML and text."""
+
+    static: Static
+
+    def to_html(self) -> str:
+        return self.static.to_html()
+
+    def to_text(self) -> str:
+        return self.static.to_text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        # As ipywidgets' own, without its text/plain (a repr of every child widget).
+        data = self.static._repr_mimebundle_(**kwargs)
+        if self._view_name is not None:
+            data["application/vnd.jupyter.widget-view+json"] = {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self._model_id,
+            }
+        return data

@@ -1,0 +1,172 @@
+"""Comparison of runs: params side by side (those that differ highlighted), latest metrics,
+and each metric's history per run as a line chart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from mlnb.exceptions import TrackingError
+from mlnb.tracking._read import MetricPoint, RunSummary, get_runs, metric_histories
+from mlnb.widgets._base import Panel, Static, headless, widgets
+from mlnb.widgets._render import (
+    STYLE,
+    badge,
+    fmt_duration,
+    fmt_number,
+    fmt_time,
+    line_chart,
+    table,
+)
+
+__all__ = ["CompareView", "Comparison", "compare"]
+
+#: at most this many metric charts (the table still lists every metric)
+MAX_CHARTS = 12
+
+Histories = dict[str, dict[str, list[MetricPoint]]]
+
+
+def compare(run_ids: Sequence[str], *, static: bool | None = None) -> CompareView | Comparison:
+    """A comparison of the given runs (ids, or unique run names); the static view where no
+    widget frontend runs (see :func:`~mlnb.widgets._base.headless`) or when ``static``. An
+    unknown run raises :class:`~mlnb.exceptions.TrackingError` naming it."""
+    ids = [r for r in run_ids if r]
+    if not ids:
+        raise TrackingError("name at least one run to compare, e.g. %mlnb compare RUN_ID RUN_ID.")
+    runs = get_runs(ids)
+    histories = {r.run_id: metric_histories(r.run_id, r.metrics) for r in runs}
+    comparison = Comparison(runs, histories)
+    if static or (static is None and headless()):
+        return comparison
+    return CompareView(comparison)
+
+
+def _series(points: list[MetricPoint]) -> list[tuple[float, float]]:
+    steps = {p.step for p in points}
+    if len(points) > 1 and len(steps) == 1:  # logged repeatedly without a step: by order
+        return [(float(i), p.value) for i, p in enumerate(points)]
+    return [(float(p.step), p.value) for p in points]
+
+
+def _label(run: RunSummary, runs: Sequence[RunSummary]) -> str:
+    if sum(r.name == run.name for r in runs) > 1:
+        return f"{run.name} ({run.run_id[:8]})"
+    return run.name
+
+
+class Comparison(Static):
+    """Runs side by side; ``differing_params`` lists the params whose values differ."""
+
+    def __init__(self, runs: Sequence[RunSummary], histories: Histories) -> None:
+        self.runs = list(runs)
+        self.histories = histories
+        keys: set[str] = set()
+        for r in self.runs:
+            keys |= set(r.params)
+        self.param_keys = sorted(keys)
+        self.differing_params = [
+            k for k in self.param_keys if len({r.params.get(k) for r in self.runs}) > 1
+        ]
+        metric_keys: set[str] = set()
+        for r in self.runs:
+            metric_keys |= set(r.metrics)
+        self.metric_keys = sorted(metric_keys)
+
+    def table_html(self) -> str:
+        labels = [_label(r, self.runs) for r in self.runs]
+        rows: list[list[str]] = []
+        classes: list[str] = []
+
+        def add(name: str, cells: list[str], cls: str = "") -> None:
+            rows.append([name, *cells])
+            classes.append(cls)
+
+        add("run id", [f"<code>{escape(r.run_id)}</code>" for r in self.runs])
+        add("status", [badge(r.status) for r in self.runs])
+        add("start", [fmt_time(r.start_time) for r in self.runs])
+        add("duration", [fmt_duration(r.duration) for r in self.runs])
+        for key in self.param_keys:
+            add(
+                f"param <b>{escape(key)}</b>",
+                [escape(r.params.get(key, "")) for r in self.runs],
+                "mlnb-diff" if key in self.differing_params else "",
+            )
+        for key in self.metric_keys:
+            add(
+                f"metric <b>{escape(key)}</b>",
+                [fmt_number(r.metrics.get(key)) for r in self.runs],
+            )
+        return table(["", *labels], rows, row_classes=classes)
+
+    def charts_html(self) -> str:
+        if not self.metric_keys:
+            return "<p>These runs logged no metrics.</p>"
+        charts = []
+        for key in self.metric_keys[:MAX_CHARTS]:
+            series = {
+                _label(r, self.runs): _series(self.histories.get(r.run_id, {}).get(key, []))
+                for r in self.runs
+            }
+            charts.append(line_chart(key, series))
+        legend = " ".join(
+            f'<span style="color:{c}">&#9632; {escape(_label(r, self.runs))}</span>'
+            for r, c in zip(self.runs, _colors(len(self.runs)), strict=True)
+        )
+        more = ""
+        if len(self.metric_keys) > MAX_CHARTS:
+            more = f"<p>{len(self.metric_keys) - MAX_CHARTS} more metrics in the table above.</p>"
+        return (
+            f'<div style="font-size:12px">{legend}</div>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(charts)}</div>{more}'
+        )
+
+    def to_html(self) -> str:
+        diff = (
+            f"<p>params that differ: {escape(', '.join(self.differing_params))}</p>"
+            if self.differing_params
+            else "<p>all params equal.</p>"
+        )
+        return (
+            f"<div><h4>mlnb: {len(self.runs)} runs compared</h4>"
+            f"{self.table_html()}{diff}{self.charts_html()}</div>"
+        )
+
+    def to_text(self) -> str:
+        labels = [_label(r, self.runs) for r in self.runs]
+        lines = ["compare  " + "  |  ".join(labels)]
+        lines.append("run id   " + "  |  ".join(r.run_id for r in self.runs))
+        lines.append("status   " + "  |  ".join(r.status for r in self.runs))
+        for key in self.param_keys:
+            mark = "*" if key in self.differing_params else " "
+            values = "  |  ".join(r.params.get(key, "") for r in self.runs)
+            lines.append(f"{mark}param {key}: {values}")
+        for key in self.metric_keys:
+            values = "  |  ".join(fmt_number(r.metrics.get(key)) for r in self.runs)
+            lines.append(f" metric {key}: {values}")
+        return "\n".join(lines)
+
+
+class CompareView(Panel):
+    """The live view of a :class:`Comparison` (``view.static``)."""
+
+    static: Comparison
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.static = comparison
+        super().__init__(
+            children=[
+                widgets.HTML(value=STYLE + comparison.table_html()),
+                widgets.HTML(value=comparison.charts_html()),
+            ]
+        )
+
+    @property
+    def runs(self) -> list[RunSummary]:
+        return self.static.runs
+
+
+def _colors(n: int) -> list[str]:
+    from mlnb.widgets._render import PALETTE
+
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]

@@ -1,0 +1,44 @@
+"""What mlnb.widgets offers, what importing it costs, and which way the imports point."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import mlnb.widgets
+
+PACKAGE = Path(mlnb.__file__).parent
+FACES = {"mlnb.widgets", "mlnb.magics", "mlnb.cli", "mlnb.labserver"}
+
+
+def test_all_names_resolve_and_are_sorted() -> None:
+    for name in mlnb.widgets.__all__:
+        assert getattr(mlnb.widgets, name) is not None, name
+    assert sorted(mlnb.widgets.__all__) == mlnb.widgets.__all__
+
+
+def test_import_loads_neither_mlflow_nor_pandas() -> None:
+    code = (
+        "import sys, mlnb.widgets; heavy = {'mlflow', 'pandas', 'numpy', 'sklearn'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_core_never_imports_the_widgets() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if any(module == f or module.startswith(f + ".") for f in FACES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [f"{module}: {n}" for n in names if n.startswith("mlnb.widgets")]
+    assert offenders == []
