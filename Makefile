@@ -10,6 +10,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test bench lint typecheck system-deps clean
+.PHONY: labextension labextension-develop labextension-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +19,42 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb .venv)" >/dev/null
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) labextension-develop
+
+# The JupyterLab extension: TypeScript in labextension/, built by @jupyter/builder into
+# mlnb/labextension/, which is committed (so installs and wheel builds need no Node.js).
+# It is rebuilt only when its sources changed (their hash differs from .built-from).
+LABEXT_SOURCES = labextension/package.json labextension/package-lock.json \
+  labextension/tsconfig.json $(sort $(wildcard labextension/src/*.ts labextension/style/* \
+  labextension/schema/*.json))
+LABEXT_HASH = $(shell cat $(LABEXT_SOURCES) | sha256sum | cut -c1-16)
+NPM_CI = cd labextension && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+  npm ci --no-audit --no-fund --loglevel=error; }
+
+labextension:
+	@if [ "$$(cat labextension/.built-from 2>/dev/null)" != "$(LABEXT_HASH)" ] || \
+	    [ ! -f mlnb/labextension/package.json ]; then \
+	  echo "building the JupyterLab extension (labextension/ -> mlnb/labextension/)"; \
+	  command -v npm >/dev/null || { echo "npm not found: install Node.js 20 to rebuild"; exit 1; }; \
+	  ($(NPM_CI)) && rm -rf mlnb/labextension labextension/lib labextension/tsconfig.tsbuildinfo && \
+	  (cd labextension && npm run --silent build >/dev/null) && \
+	  echo "$(LABEXT_HASH)" > labextension/.built-from; \
+	fi
+
+# JupyterLab in .venv sees this checkout's extension and server extension (the wheel installs
+# both as data files; an editable install links them instead).
+labextension-develop: $(STAMP) labextension
+	@rm -rf $(VENV)/share/jupyter/labextensions/mlnb
+	@mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d
+	@ln -s $(abspath mlnb/labextension) $(VENV)/share/jupyter/labextensions/mlnb
+	@ln -sf $(abspath jupyter-config/jupyter_server_config.d/mlnb.json) \
+	  $(VENV)/etc/jupyter/jupyter_server_config.d/mlnb.json
+
+# Jest tests of the extension's TypeScript logic.
+labextension-test:
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 for the Jest tests"; exit 1; }
+	@$(NPM_CI)
+	cd labextension && npx --no-install jest --silent
 
 # PostgreSQL backs the MLflow server of the scale-up tests; the tests start their own
 # cluster on 127.0.0.1 and stop it.
@@ -27,6 +63,10 @@ system-deps:
 	  echo "installing PostgreSQL (Debian package) for the tracking-server tests"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Chromium (Debian package) for the JupyterLab browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 demo: install
 	$(PY) -m mlnb init
@@ -42,7 +82,7 @@ demo: install
 	@echo; echo "== the model as a service: export notebooks/serve.ipynb, serve it, call it"
 	@MLNB=$(VENV)/bin/mlnb bash notebooks/demo-serve.sh
 
-test: install system-deps lint typecheck
+test: install system-deps lint typecheck labextension-test
 	$(PY) -m pytest
 
 bench: install

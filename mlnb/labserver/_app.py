@@ -1,0 +1,36 @@
+"""The ``ExtensionApp``: registers the handlers and owns what outlives a request (pipeline
+runs in background threads, services started from the UI)."""
+
+from __future__ import annotations
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from mlnb.labserver._actions import Pipelines, Services
+
+__all__ = ["MlnbLabApp"]
+
+
+class MlnbLabApp(ExtensionApp):  # type: ignore[misc]
+    name = "mlnb"
+    description = "mlnb in JupyterLab: runs of a notebook, export, pipelines, versions"
+    load_other_extensions = True
+
+    mlflow_ui_url = Unicode(
+        "",
+        config=True,
+        help="Base URL of the MLflow UI for run links (default: the tracking server when "
+        "runs go to one, else http://127.0.0.1:5000 as `mlnb ui` serves it).",
+    )
+
+    def initialize_settings(self) -> None:
+        self.pipelines = Pipelines()
+        self.services = Services()
+
+    def initialize_handlers(self) -> None:
+        from mlnb.labserver._handlers import handlers
+
+        self.handlers.extend(handlers)
+
+    async def stop_extension(self) -> None:
+        self.services.stop()
