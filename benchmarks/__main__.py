@@ -16,7 +16,16 @@ from pathlib import Path
 
 from benchmarks._common import print_table, row, run_module
 
-BENCHMARKS = ("cell_overhead", "log_metric", "log_model", "versioning", "serving", "pipeline")
+BENCHMARKS = (
+    "cell_overhead",
+    "log_metric",
+    "log_model",
+    "versioning",
+    "serving",
+    "pipeline",
+    "drift",
+    "safety",
+)
 
 
 def _environment() -> str:

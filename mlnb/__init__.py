@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlnb._version import __version__
-from mlnb.endpoints import endpoint
+from mlnb.endpoints import endpoint, fallback
 from mlnb.exceptions import MlnbError
 from mlnb.tracking import (
     active_run,
@@ -42,6 +42,7 @@ __all__ = [
     "checkout",
     "end_run",
     "endpoint",
+    "fallback",
     "flush",
     "lineage",
     "load_ipython_extension",
@@ -53,6 +54,7 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "profile",
     "seed",
     "set_tag",
     "set_tags",
@@ -81,6 +83,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(versioning, _VERSIONING[name])
         globals()[name] = value
         return value
+    if name == "profile":  # numpy/pandas load with mlnb.monitor, on first use
+        from mlnb.monitor import profile
+
+        globals()[name] = profile
+        return profile
     raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
 
 

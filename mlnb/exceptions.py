@@ -10,7 +10,10 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     │   ├── TrackingUnavailableError   the tracking server cannot be reached
     │   ├── NoActiveRunError           an operation needs a run and there is none
     │   └── InvalidValueError          a value MLflow cannot record (a DataFrame as a metric…)
+    ├── GateError              promotion gates, promote and rollback: bad input or state
+    │   └── GatesFailed            a hard gate failed (the report says which); nothing promoted
     ├── ModelError             logging, registering or loading a model
+    ├── MonitorError           data profiles, drift reports and their inputs
     ├── NotebookError          a notebook that cannot be read or understood
     └── VersioningError        the content-addressed store of data, models and configs
         ├── VersionNotFoundError   a name, version or object that does not exist
@@ -23,9 +26,12 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CorruptObjectError",
+    "GateError",
+    "GatesFailed",
     "InvalidValueError",
     "MlnbError",
     "ModelError",
+    "MonitorError",
     "NoActiveRunError",
     "NotebookError",
     "RemoteError",
@@ -69,8 +75,32 @@ class InvalidValueError(TrackingError):
     exit_code = 2
 
 
+class GateError(MlnbError):
+    """Promotion gates, ``promote`` or ``rollback`` cannot run: missing holdout data, an
+    unknown column, no champion or no previous version to go back to."""
+
+    exit_code = 2
+
+
+class GatesFailed(GateError):
+    """The gates ran and at least one hard gate failed; nothing was promoted."""
+
+    exit_code = 7  # 6 is ServiceError (mlnb.serve)
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        #: the :class:`mlnb.gates.GateReport` that failed
+        self.report = report
+
+
 class ModelError(MlnbError):
     """A model could not be logged, registered or loaded."""
+
+
+class MonitorError(MlnbError):
+    """A data profile or drift report that cannot be made, read or fetched."""
+
+    exit_code = 2
 
 
 class NotebookError(MlnbError):

@@ -89,6 +89,14 @@ def _version(line: str) -> None:
 
 
 @magic_arguments()
+@argument("var", metavar="VAR", help="variable holding the training data (a DataFrame)")
+@argument("--name", "-n", default=None, help="profile name (default: the variable's name)")
+@argument("--target", "-t", default=None, metavar="COL", help="the target column, if present")
+def _profile(line: str) -> None:
+    """%mlnb profile: record per-feature statistics of training data (for the service)."""
+
+
+@magic_arguments()
 def _status(line: str) -> None:
     """%mlnb status: the tracking URI, the active run, queued and journaled writes."""
 
@@ -96,6 +104,31 @@ def _status(line: str) -> None:
 @magic_arguments()
 def _sync(line: str) -> None:
     """%mlnb sync: send writes journaled while the tracking server was down."""
+
+
+@magic_arguments()
+@argument("--experiment", "-e", default=None, help="experiment (default: the active one)")
+@argument("--max", "-m", type=int, default=50, dest="max_results", help="newest N runs")
+def _runs(line: str) -> None:
+    """%mlnb runs: a panel of the experiment's runs, live while a run is going."""
+
+
+@magic_arguments()
+@argument("runs", nargs="+", metavar="RUN", help="run ids (or unique run names)")
+def _compare(line: str) -> None:
+    """%mlnb compare: params, metrics and metric plots of runs side by side."""
+
+
+@magic_arguments()
+@argument("action", choices=["run"], help="what to do with the pipeline")
+@argument("pipeline", metavar="PIPELINE", help="pipeline.yaml")
+@argument("-p", "--param", action="append", default=[], metavar="STEP.KEY=VALUE")
+@argument("--workers", "-w", type=int, default=1, help="steps run at the same time")
+@argument("--force", action="store_true", help="run every step, even those up to date")
+@argument("--only", default=None, metavar="STEP", help="run only this step")
+@argument("--from", dest="from_step", default=None, metavar="STEP", help="this step and after")
+def _pipeline(line: str) -> None:
+    """%mlnb pipeline: run a pipeline of notebooks, showing each step's progress."""
 
 
 _SUBCOMMANDS: dict[str, Callable[[str], None]] = {
@@ -108,8 +141,12 @@ _SUBCOMMANDS: dict[str, Callable[[str], None]] = {
     "model": _model,
     "seed": _seed,
     "version": _version,
+    "profile": _profile,
     "status": _status,
     "sync": _sync,
+    "runs": _runs,
+    "compare": _compare,
+    "pipeline": _pipeline,
 }
 
 
@@ -242,6 +279,21 @@ class MlnbMagics(Magics):
         size = f"{record.size:,} bytes" if record.size is not None else "?"
         print(f"mlnb: {record.name}@{record.number}  {record.hash[:16]}  {record.kind}, {size}")
 
+    def _do_profile(self, args: Any) -> None:
+        from mlnb.monitor import profile
+
+        data = self._lookup(args.var)
+        target = _unquote(args.target or "") or None
+        result = profile(data, args.name or args.var, target=target, log=False)
+        run = session().ensure_run()  # a log call: the run starts here if none is active
+        result.record()
+        numbers = sum(f.kind == "number" for f in result.features.values())
+        print(
+            f"mlnb: profile {result.name!r} of {result.rows:,} rows, {numbers} numeric and "
+            f"{len(result.features) - numbers} categorical feature(s), recorded on run "
+            f"{run.run_id}"
+        )
+
     def _do_seed(self, args: Any) -> None:
         seeded = session().seed(args.value)
         print(f"mlnb: seeded {', '.join(seeded)} with {args.value}")
@@ -260,6 +312,36 @@ class MlnbMagics(Magics):
         print(
             f"queued     {info['queued']} write(s); journaled {info['outbox_pending']}"
             + ("  (tracking server unreachable)" if info["offline"] else "")
+        )
+
+    # -- widgets (mlnb.widgets: a face, imported when used) -----------------------------
+    def _do_runs(self, args: Any) -> None:
+        from IPython.display import display
+
+        from mlnb.widgets import runs_panel
+
+        if args.max_results < 1:
+            raise UsageError("--max must be at least 1.")
+        display(runs_panel(args.experiment and _unquote(args.experiment), args.max_results))
+
+    def _do_compare(self, args: Any) -> None:
+        from IPython.display import display
+
+        from mlnb.widgets import compare
+
+        display(compare([_unquote(r) for r in args.runs]))
+
+    def _do_pipeline(self, args: Any) -> None:
+        from mlnb.pipeline import parse_overrides
+        from mlnb.widgets import run_pipeline
+
+        run_pipeline(
+            _unquote(args.pipeline),
+            parse_overrides(args.param),
+            workers=args.workers,
+            force=args.force,
+            only=args.only,
+            from_step=args.from_step,
         )
 
     def _do_sync(self, args: Any) -> None:

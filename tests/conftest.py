@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,18 @@ def backend(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.M
     from mlnb.config import get_settings
 
     return get_settings().tracking_uri
+
+
+@pytest.fixture
+def shell(project: Path) -> Iterator[Any]:
+    """A real IPython shell with ``%load_ext mlnb``, in the ``project``."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()  # once per process; later calls return None
+    ip = globalipapp.get_ipython()
+    ip.run_line_magic("load_ext", "mlnb")
+    yield ip
+    ip.extension_manager.unload_extension("mlnb")
+    for name in list(ip.user_ns):
+        if not name.startswith("_") and name not in {"In", "Out", "get_ipython", "exit", "quit"}:
+            ip.user_ns.pop(name, None)

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from mlflow import MlflowClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mlnb.config import get_settings
 from mlnb.tracking._session import session
-
-
-@pytest.fixture
-def shell(project: Path) -> Iterator[Any]:
-    globalipapp.start_ipython()  # once per process; later calls return None
-    ip = globalipapp.get_ipython()
-    ip.run_line_magic("load_ext", "mlnb")
-    yield ip
-    ip.extension_manager.unload_extension("mlnb")
-    for name in list(ip.user_ns):
-        if not name.startswith("_") and name not in {"In", "Out", "get_ipython", "exit", "quit"}:
-            ip.user_ns.pop(name, None)
 
 
 def _client() -> MlflowClient:

@@ -194,5 +194,6 @@ def test_the_serve_notebook_is_tagged_for_export() -> None:
     nbformat.validate(nb)
     tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
     assert tags.count("mlnb:example") == 1 and tags.count("mlnb:skip") == 1
-    assert tags.count("mlnb:export") == 3
+    assert tags.count("mlnb:export") == 4  # imports, the model, the endpoints, the fallback
+    assert any("@mlnb.fallback" in c.source for c in nb.cells)
     assert all(c.cell_type != "code" or not c.outputs for c in nb.cells), "commit without outputs"

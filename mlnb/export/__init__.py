@@ -30,12 +30,29 @@ def export_notebook(
     force: bool = False,
     parity: bool = False,
     verify: bool = True,
+    profile: str | Path | None = None,
+    challenger: str | None = None,
+    routing: str | None = None,
+    canary_weight: float | None = None,
+    follow: str | None = None,
 ) -> ExportResult:
-    """Export ``notebook`` into ``output``. Nothing is written unless every check passes."""
+    """Export ``notebook`` into ``output``. Nothing is written unless every check passes.
+
+    ``profile`` is a training data profile (``Profile.save``) to copy into the service; by
+    default the one recorded on the pinned model's run, if any.
+
+    ``challenger`` (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``) is pinned next to the
+    champion; ``routing`` (shadow, canary, off) and ``canary_weight`` say how it is used and
+    ``follow`` names a registry alias the service reloads when it moves (e.g. champion);
+    environment variables of ``mlnb serve`` override them."""
     from mlnb.export._build import build_service, replace_folder
     from mlnb.export._verify import check_parity, run_example
     from mlnb.serve._service import METADATA_FILE
 
+    if routing is not None and routing not in ("shadow", "canary", "off"):
+        raise NotebookError(f"routing {routing!r} is not shadow, canary or off.")
+    if canary_weight is not None and not 0.0 <= canary_weight <= 1.0:
+        raise NotebookError(f"canary weight {canary_weight} is not between 0 and 1 (e.g. 0.1).")
     output = Path(output)
     if output.exists():
         if not force:
@@ -51,7 +68,13 @@ def export_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        metadata = build_service(plan, staging)
+        serving = {
+            "challenger": challenger,
+            "routing": routing,
+            "canary_weight": canary_weight,
+            "follow": follow,
+        }
+        metadata = build_service(plan, staging, profile, serving)
         answers = run_example(staging, metadata) if verify else {}
         matched = check_parity(plan.path, answers) if parity else None
         replace_folder(staging, output)

@@ -241,8 +241,64 @@ def service_code(plan: ExportPlan) -> str:
     return "\n".join(parts)
 
 
-def build_service(plan: ExportPlan, folder: Path) -> dict[str, Any]:
+def copy_profile(
+    models: list[dict[str, Any]], folder: Path, explicit: str | Path | None = None
+) -> str | None:
+    """Copy the training data profile to ``folder/profile.json``: ``explicit`` when given,
+    else the one recorded on the first pinned model's run that has one (the profile named
+    like the model first). Returns the relative path, or None when there is none."""
+    from mlnb.monitor import Profile, find_profile
+
+    source: Path | None = Path(explicit) if explicit is not None else None
+    for model in models if source is None else []:
+        if model.get("run_id"):
+            source = find_profile(model["run_id"], model.get("name"))
+            if source is not None:
+                break
+    if source is None:
+        return None
+    Profile.load(source)  # refuses a file that is not a profile
+    shutil.copyfile(source, folder / "profile.json")
+    return "profile.json"
+
+
+def pin_challenger(
+    plan: ExportPlan, folder: Path, models: list[dict[str, Any]], uri: str
+) -> dict[str, Any]:
+    """Copy the challenger (a ``models:/`` URI) next to the champion, pinned by hash, and
+    check that the exported cells run with it in place of the first model."""
+    from mlnb.serve._routing import fetch_model
+
+    if not models:
+        raise NotebookError(
+            "--challenger needs a model to stand in for, but the exported cells load none "
+            "with mlnb.load_model('models:/NAME/...')."
+        )
+    try:
+        record = fetch_model(folder, uri)
+    except Exception as exc:
+        raise NotebookError(
+            f"the challenger {uri!r} does not resolve: {first_line(exc)}. Give "
+            "models:/NAME/VERSION or models:/NAME@ALIAS of a registered version."
+        ) from exc
+    try:
+        _evaluate(plan, folder, [{**record, "uri": models[0]["uri"]}, *models[1:]])
+    except NotebookError as exc:
+        raise NotebookError(f"with the challenger {uri} in place: {exc}") from None
+    return record
+
+
+def build_service(
+    plan: ExportPlan,
+    folder: Path,
+    profile: str | Path | None = None,
+    serving: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the service into ``folder`` (which must be empty or missing)."""
+    if profile is not None:
+        from mlnb.monitor import Profile
+
+        Profile.load(profile)  # a wrong --profile fails before the slow steps
     folder.mkdir(parents=True, exist_ok=True)
     models = pin_models(plan, folder)
     namespace, examples = _evaluate(plan, folder, models)
@@ -284,7 +340,12 @@ def build_service(plan: ExportPlan, folder: Path) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source_run_id": models[0]["run_id"] if models else None,
+        "profile": copy_profile(models, folder, profile),
     }
+    serving = dict(serving or {})  # challenger, routing, canary_weight, follow
+    if serving.get("challenger"):
+        metadata["challenger"] = pin_challenger(plan, folder, models, serving.pop("challenger"))
+    metadata.update({k: v for k, v in serving.items() if v is not None})
     (folder / "mlnb-service.json").write_text(
         json.dumps(metadata, indent=1, default=str) + "\n", encoding="utf-8"
     )

@@ -43,6 +43,9 @@ def run_example(folder: Path, metadata: dict[str, Any], timeout: float = 120) ->
     log_path = Path(tempfile.mkstemp(prefix="mlnb-verify-", suffix=".log")[1])
     env = {**os.environ, "MLNB_LOG_LEVEL": "WARNING"}
     env.pop("MLNB_API_KEY", None)
+    env.pop("MLNB_CHALLENGER", None)
+    # the check answers with the pinned model and leaves no audit log in the folder
+    env.update(MLNB_AUDIT="off", MLNB_FOLLOW="off", MLNB_DRIFT="off", MLNB_RESOURCES="off")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlnb", "serve", str(folder), "--port", str(port)],

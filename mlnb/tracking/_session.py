@@ -605,6 +605,10 @@ class TrackingSession:
                 _client.get_client(settings).search_experiments(max_results=1)
             except Exception:
                 pass  # the real call reports the problem
+            try:  # the notebook snapshot written at the end of the run (about 0.5 s)
+                import nbformat  # noqa: F401
+            except ImportError:
+                pass
 
         self._warming = threading.Thread(target=warm, name="mlnb-warm-up", daemon=True)
         self._warming.start()
