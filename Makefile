@@ -63,6 +63,10 @@ system-deps:
 	  echo "installing PostgreSQL (Debian package) for the tracking-server tests"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@command -v npm >/dev/null || { \
+	  echo "installing Node.js and npm (Debian packages) for the extension's Jest tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -x /usr/bin/chromium || { \
 	  echo "installing Chromium (Debian package) for the JupyterLab browser tests"; \
 	  $(SUDO) apt-get update -qq && \
