@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["first_line", "slug"]
+__all__ = ["first_code_line", "first_line", "slug"]
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -12,6 +12,12 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line if len(line) <= limit else line[:limit] + "…"
+
+
+def first_code_line(source: str, limit: int = 60) -> str:
+    """The first non-blank line of a cell's source, shortened to ``limit`` characters."""
+    line = next((raw.strip() for raw in source.splitlines() if raw.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def slug(text: str, default: str = "item") -> str:

@@ -41,9 +41,9 @@ _import_lock = threading.Lock()
 
 
 def import_jupyter_client() -> None:
-    """Import jupyter_client in one thread at a time: the pool, the step threads and the
-    papermill loader start at once, and two threads importing the same package cycle can
-    see it half-initialized."""
+    """Import jupyter_client in one thread at a time: the pool's threads and the step
+    threads start at once, and two threads importing the same package cycle can see it
+    half-initialized."""
     with _import_lock:
         import jupyter_client.blocking.client
         import jupyter_client.manager  # noqa: F401
@@ -79,14 +79,20 @@ def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
     return km
 
 
-def _run_silently(km: Any, code: str) -> None:
-    """Run ``code`` in the kernel without a trace: no execution count, no history, no
-    output in any notebook."""
+def _client(km: Any) -> Any:
+    """A blocking client of our own on the kernel, channels started."""
     from jupyter_client.blocking.client import BlockingKernelClient
 
     kc = BlockingKernelClient()
     kc.load_connection_info(km.get_connection_info())
     kc.start_channels(hb=False)  # the manager knows whether the process lives
+    return kc
+
+
+def _run_silently(km: Any, code: str) -> None:
+    """Run ``code`` in the kernel without a trace: no execution count, no history, no
+    output in any notebook."""
+    kc = _client(km)
     try:
         kc.wait_for_ready(timeout=START_TIMEOUT)
         reply = kc.execute_interactive(
@@ -138,11 +144,7 @@ def finish(km: Any, timeout: float = 120.0) -> None:
     mlnb in the kernel has ended and flushed the step's run (its ``do_shutdown``). The exit
     of the process (interpreter teardown, half a second with MLflow loaded) is awaited in
     the background, off the pipeline's path."""
-    from jupyter_client.blocking.client import BlockingKernelClient
-
-    kc = BlockingKernelClient()
-    kc.load_connection_info(km.get_connection_info())
-    kc.start_channels(hb=False)
+    kc = _client(km)
     try:
         msg_id = kc.shutdown()
         deadline = time.monotonic() + timeout
@@ -251,8 +253,9 @@ class KernelPool:
         self._threads.append(thread)
         thread.start()
 
-    def _top_up(self, name: str) -> None:
-        """Start spares of ``name`` until ready + starting covers what may still be needed."""
+    def prestart(self, name: str) -> None:
+        """Start spare kernels for ``name`` now, until those ready and starting cover the
+        steps that may still need one (at most ``spares``)."""
         if not self.warm:
             return
         with self._lock:
@@ -265,10 +268,6 @@ class KernelPool:
         for _ in range(missing):
             self._spare_start(name)
 
-    def prestart(self, name: str) -> None:
-        """Start kernels for ``name`` now, ahead of the steps that will take them."""
-        self._top_up(name)
-
     def take(self, name: str) -> tuple[Any, bool]:
         """A kernel no step has used, and whether it was warm. The caller shuts it down."""
         with self._lock:
@@ -280,7 +279,7 @@ class KernelPool:
             ready = self._ready.get(name) or []
             km = ready.pop(0) if ready else None
             self._wanted = max(0, self._wanted - 1)
-        self._top_up(name)
+        self.prestart(name)
         if km is not None and is_alive(km):
             return km, True
         if km is not None:

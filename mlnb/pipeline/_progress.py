@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from mlnb._text import first_code_line
+
 __all__ = ["STATES", "StepEvent", "TerminalProgress"]
 
 STATES = ("queued", "running", "cached", "done", "failed", "skipped", "retrying")
@@ -34,10 +36,7 @@ EventHandler = Callable[[StepEvent], None]
 
 
 def cell_label(index: int, total: int, source: str) -> str:
-    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-    if len(first) > 48:
-        first = first[:47] + "…"
-    return f"{index + 1}/{total} {first}".rstrip()
+    return f"{index + 1}/{total} {first_code_line(source, 48)}".rstrip()
 
 
 class TerminalProgress:

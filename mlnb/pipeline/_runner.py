@@ -26,7 +26,7 @@ from mlnb.pipeline._fingerprint import code_hash, fingerprint, input_hashes
 from mlnb.pipeline._kernels import KernelPool, kernel_env
 from mlnb.pipeline._progress import EventHandler, StepEvent, TerminalProgress
 from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, topological_order
-from mlnb.pipeline._step import StepResult, load_papermill, run_step
+from mlnb.pipeline._step import StepResult, kernel_name, load_papermill, run_step
 
 __all__ = ["PipelineResult", "StepResult", "parse_overrides", "pipeline_status", "run_pipeline"]
 
@@ -477,13 +477,11 @@ def run_pipeline(
 
 
 def _kernel_of(pipeline: Pipeline, step: Step) -> str:
-    if step.kernel:
-        return step.kernel
     try:
         doc = json.loads(pipeline.path(step.notebook).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "python3"
-    return str((doc.get("metadata", {}).get("kernelspec") or {}).get("name") or "python3")
+        doc = {}
+    return kernel_name(doc.get("metadata", {}), step)
 
 
 class _LocalExecutor:

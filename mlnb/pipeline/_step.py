@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlnb._text import first_line
+from mlnb._text import first_code_line, first_line
 from mlnb.pipeline._fingerprint import SKIP_TAG
 from mlnb.pipeline._kernels import (
     KernelPool,
@@ -123,10 +123,11 @@ def prepared_notebook(source: Path) -> Any:
     return nb
 
 
-def kernel_name(nb: Any, step: Step) -> str:
+def kernel_name(metadata: Mapping[str, Any], step: Step) -> str:
+    """The step's ``kernel``, else the notebook's kernelspec, else ``python3``."""
     if step.kernel:
         return step.kernel
-    spec = nb.metadata.get("kernelspec") or {}
+    spec = metadata.get("kernelspec") or {}
     return str(spec.get("name") or "python3")
 
 
@@ -138,8 +139,8 @@ def _describe(exc: BaseException, timed_out: bool, timeout: float | None) -> str
         return f"timed out after {timeout:g} s"
     if isinstance(exc, PapermillExecutionError):
         where = f"In [{exc.exec_count}]" if exc.exec_count else f"cell {exc.cell_index + 1}"
-        code = first_line(exc.source) if exc.source else ""
-        code = f" ({code[:60]})" if code else ""
+        code = first_code_line(exc.source or "")
+        code = f" ({code})" if code else ""
         return f'cell "{where}"{code}: {exc.ename}: {exc.evalue}'
     if isinstance(exc, DeadKernelError):
         return "the kernel died (killed, out of memory, or crashed) while running the notebook"
@@ -165,7 +166,7 @@ def run_step(
     output = folder / f"{step.name.replace('/', '_')}.ipynb"
     source = pipeline.path(step.notebook)
     nb = prepared_notebook(source)
-    name = kernel_name(nb, step)
+    name = kernel_name(nb.metadata, step)
     total = len(nb.cells) + (1 if params else 0)  # papermill adds the injected parameters
     step_env = {"MLNB_NOTEBOOK": str(source), "MLNB_RUN_ID": run_id or ""}
 
