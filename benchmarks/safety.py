@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import statistics
 import subprocess
 import threading
 import time
@@ -45,6 +44,7 @@ from benchmarks._common import (
     REPO,
     fmt_ratio,
     fmt_time,
+    median,
     module_main,
     row,
     temp_project,
@@ -325,7 +325,7 @@ def _run(project: Path, started: float) -> dict[str, Any]:
     # each "on" round against the "off" round just before it (the machine's other load
     # drifts between rounds); the median of these paired ratios is the figure
     paired = [b / a for a, b in zip(off["rounds_rps"], on["rounds_rps"], strict=True)]
-    ratio = statistics.median(paired)
+    ratio = median(paired)
     rows = [
         row(
             "safety nets on (audit+drift+shadow) vs off: req/s, 16 conns",

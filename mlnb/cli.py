@@ -48,7 +48,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from mlnb.runs import describe_run
+    from mlnb.tracking._read import describe_run
 
     print(describe_run(args.run_id, experiment=args.experiment))
     return 0

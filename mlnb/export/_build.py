@@ -27,28 +27,18 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
     """Resolve each model URI to a concrete version and copy it under ``folder/model``."""
     import mlflow
 
-    from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
-    from mlnb.tracking._models import resolve_model_version
-    from mlnb.versioning._hashing import hash_tree
+    from mlnb.serve._routing import fetch_model, pinned_record
 
     pinned: list[dict[str, Any]] = []
-    client = get_client(get_settings()) if plan.model_uris else None
     for uri in plan.model_uris:
-        name = version = run_id = None
         try:
             if uri.startswith("models:/"):
-                found = resolve_model_version(client, uri)
-                name, version, run_id = found.name, str(found.version), found.run_id
-                source = f"models:/{name}/{version}"
-                target = folder / "model" / f"{slug(name, 'model')}-v{version}"
-            else:
-                source = uri
-                if uri.startswith("runs:/"):
-                    run_id = uri[len("runs:/") :].split("/", 1)[0]
-                target = folder / "model" / slug(uri.split(":", 1)[-1], "model")
+                pinned.append(fetch_model(folder, uri))
+                continue
+            run_id = uri[len("runs:/") :].split("/", 1)[0] if uri.startswith("runs:/") else None
+            target = folder / "model" / slug(uri.split(":", 1)[-1], "model")
             target.parent.mkdir(parents=True, exist_ok=True)
-            mlflow.artifacts.download_artifacts(source, dst_path=str(target))
+            mlflow.artifacts.download_artifacts(uri, dst_path=str(target))
         except Exception as exc:
             first = first_line(exc)
             raise NotebookError(
@@ -56,19 +46,7 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
                 "the registry (`mlnb ui`), or register the model with %mlnb model VAR --name NAME."
             ) from exc
         # download_artifacts puts the model's files directly in target (or in a sub-folder)
-        digest, entries = hash_tree(target)
-        pinned.append(
-            {
-                "uri": uri,
-                "resolved": source,
-                "name": name,
-                "version": version,
-                "run_id": run_id,
-                "path": target.relative_to(folder).as_posix(),
-                "hash": digest,
-                "files": [{"path": e.path, "hash": e.hash, "size": e.size} for e in entries],
-            }
-        )
+        pinned.append(pinned_record(folder, target, uri, uri, None, None, run_id))
     return pinned
 
 

@@ -7,7 +7,6 @@ API. Anything that resolves outside the root is refused before a file is touched
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -200,12 +199,6 @@ def export(root: Path, request: ExportRequest, services: Services) -> ExportResp
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Services:
     """Services started from the UI (``mlnb serve``), one per folder, stopped with the server."""
 
@@ -216,9 +209,11 @@ class Services:
     def start(self, folder: Path, timeout: float = 90.0) -> str:
         import urllib.request
 
+        from mlnb.export._verify import free_port
+
         folder = folder.resolve()
         self.stop(folder)
-        port = _free_port()
+        port = free_port()
         log = open(folder.parent / f".{folder.name}.serve.log", "wb")  # noqa: SIM115
         command = [sys.executable, "-m", "mlnb", "serve", str(folder)]
         command += ["--host", "127.0.0.1", "--port", str(port)]

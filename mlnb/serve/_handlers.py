@@ -98,6 +98,15 @@ def _answer_headers(outcome: Outcome) -> dict[str, str]:
     return headers
 
 
+def _per_record(names_per_record: list[list[str]], what: str) -> list[str]:
+    """One warning per record that has names: ``record I: WHAT: a, b``."""
+    return [
+        f"record {i}: {what}: {', '.join(names)}"
+        for i, names in enumerate(names_per_record)
+        if names
+    ]
+
+
 def add_endpoint(
     app: FastAPI, runtime: Runtime, plan: EndpointPlan, function: Any
 ) -> dict[str, Any]:
@@ -145,18 +154,10 @@ def add_endpoint(
             warnings = []
             if filled is not None:
                 doc["filled_fields"] = filled
-                warnings += [
-                    f"record {i}: filled from the training profile: {', '.join(names)}"
-                    for i, names in enumerate(filled)
-                    if names
-                ]
+                warnings += _per_record(filled, "filled from the training profile")
             if flagged is not None:
                 doc["out_of_range"] = flagged
-                warnings += [
-                    f"record {i}: far outside the training range: {', '.join(names)}"
-                    for i, names in enumerate(flagged)
-                    if names
-                ]
+                warnings += _per_record(flagged, "far outside the training range")
             if warnings:
                 doc["warnings"] = warnings
             if outcome.fallback:

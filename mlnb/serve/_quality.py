@@ -18,7 +18,6 @@ The profile is the file named by ``"profile"`` in ``mlnb-service.json`` (written
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -106,14 +105,6 @@ class Quality:
         return (filled if any_filled else None), (flagged if any_flagged else None)
 
 
-def _as_dict(result: Any) -> dict[str, Any]:
-    if hasattr(result, "to_dict"):
-        return dict(result.to_dict())
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    return dict(vars(result))
-
-
 class DriftMonitor:
     """Rolling windows of live inputs per feature, checked off the request path."""
 
@@ -197,7 +188,7 @@ class DriftMonitor:
             if not values:
                 continue
             result = feature_drift(self.profile.features[name], values, threshold=self.threshold)
-            doc = _as_dict(result)
+            doc = result.to_dict()
             features[name] = doc
             self.metrics.drift_statistic.labels(name).set(float(doc.get("statistic") or 0.0))
             self.metrics.drift_detected.labels(name).set(1.0 if doc.get("drifted") else 0.0)

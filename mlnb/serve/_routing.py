@@ -35,7 +35,7 @@ from mlnb._text import first_line, slug
 from mlnb.serve._runners import EndpointPlan, Slot, build_slot
 from mlnb.serve._service import Service, ServiceError, load_variant, verify_models
 
-__all__ = ["MODES", "Follower", "Router", "fetch_model", "load_challenger"]
+__all__ = ["MODES", "Follower", "Router", "fetch_model", "load_challenger", "pinned_record"]
 
 log = logging.getLogger("mlnb.serve.routing")
 MODES = ("off", "shadow", "canary")
@@ -49,7 +49,6 @@ def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
     from mlnb.config import get_settings
     from mlnb.tracking._client import get_client
     from mlnb.tracking._models import resolve_model_version
-    from mlnb.versioning._hashing import hash_tree
 
     if not uri.startswith("models:/"):
         raise ServiceError(
@@ -68,13 +67,30 @@ def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    return pinned_record(
+        folder, target, uri, f"models:/{name}/{version}", name, version, found.run_id
+    )
+
+
+def pinned_record(
+    folder: Path,
+    target: Path,
+    uri: str,
+    resolved: str,
+    name: str | None,
+    version: str | None,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The service metadata's record of a model copied to ``target``, with its hashes."""
+    from mlnb.versioning._hashing import hash_tree
+
     digest, entries = hash_tree(target)
     return {
         "uri": uri,
-        "resolved": f"models:/{name}/{version}",
+        "resolved": resolved,
         "name": name,
         "version": version,
-        "run_id": found.run_id,
+        "run_id": run_id,
         "path": target.relative_to(folder).as_posix(),
         "hash": digest,
         "files": [{"path": e.path, "hash": e.hash, "size": e.size} for e in entries],

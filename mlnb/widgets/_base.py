@@ -63,6 +63,11 @@ class Panel(widgets.VBox):  # type: ignore[misc]
 
     static: Static
 
+    @staticmethod
+    def html_children(head: str, charts: str) -> list[Any]:
+        """A static view's table and charts as two HTML widgets (the first carries the style)."""
+        return [widgets.HTML(value=STYLE + head), widgets.HTML(value=charts)]
+
     def to_html(self) -> str:
         return self.static.to_html()
 

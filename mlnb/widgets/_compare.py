@@ -8,9 +8,9 @@ from html import escape
 
 from mlnb.exceptions import TrackingError
 from mlnb.tracking._read import MetricPoint, RunSummary, get_runs, metric_histories
-from mlnb.widgets._base import Panel, Static, headless, widgets
+from mlnb.widgets._base import Panel, Static, headless
 from mlnb.widgets._render import (
-    STYLE,
+    PALETTE,
     badge,
     fmt_duration,
     fmt_number,
@@ -155,10 +155,7 @@ class CompareView(Panel):
     def __init__(self, comparison: Comparison) -> None:
         self.static = comparison
         super().__init__(
-            children=[
-                widgets.HTML(value=STYLE + comparison.table_html()),
-                widgets.HTML(value=comparison.charts_html()),
-            ]
+            children=self.html_children(comparison.table_html(), comparison.charts_html())
         )
 
     @property
@@ -167,6 +164,4 @@ class CompareView(Panel):
 
 
 def _colors(n: int) -> list[str]:
-    from mlnb.widgets._render import PALETTE
-
     return [PALETTE[i % len(PALETTE)] for i in range(n)]

@@ -12,8 +12,8 @@ from html import escape
 from typing import Any
 
 from mlnb.exceptions import MonitorError
-from mlnb.widgets._base import Panel, Static, headless, widgets
-from mlnb.widgets._render import STYLE, badge, bar_chart, fmt_number, table
+from mlnb.widgets._base import Panel, Static, headless
+from mlnb.widgets._render import badge, bar_chart, fmt_number, table
 
 __all__ = ["DriftSummary", "DriftView", "drift_report", "fetch_drift"]
 
@@ -163,12 +163,7 @@ class DriftView(Panel):
 
     def __init__(self, summary: DriftSummary) -> None:
         self.static = summary
-        super().__init__(
-            children=[
-                widgets.HTML(value=STYLE + summary.summary_html()),
-                widgets.HTML(value=summary.charts_html()),
-            ]
-        )
+        super().__init__(children=self.html_children(summary.summary_html(), summary.charts_html()))
 
     @property
     def drifted(self) -> list[str]:

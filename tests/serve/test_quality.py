@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.serve.conftest import Safe, app_client, metric
+from tests.serve.conftest import LoopClient, Safe, app_client, metric
 
 
 def test_an_answer_without_anything_to_report_keeps_its_old_shape(safe: Safe) -> None:
@@ -116,6 +116,16 @@ def _training_rows(n: int, shift: dict[str, float]) -> list[list[dict[str, float
     return [rows[i : i + 20] for i in range(0, n, 20)]
 
 
+def _drift_over(client: LoopClient, n: int) -> dict[str, Any]:
+    """GET /monitor/drift until its window holds ``n`` inputs (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    drift: dict[str, Any] = client.get("/monitor/drift").json()
+    while drift["n"] < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+        drift = client.get("/monitor/drift").json()
+    return drift
+
+
 def test_drift_rises_on_shifted_inputs_and_raises_an_alert(safe: Safe) -> None:
     from mlnb.monitor import Profile
 
@@ -125,11 +135,7 @@ def test_drift_rises_on_shifted_inputs_and_raises_an_alert(safe: Safe) -> None:
     with app_client(safe.folder, **env) as client:
         for rows in _training_rows(200, {"mean radius": 1.5 * feature.std}):
             assert client.post("/predict", json={"records": rows}).is_success
-        deadline = time.monotonic() + 30
-        drift = client.get("/monitor/drift").json()
-        while drift["n"] < 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            drift = client.get("/monitor/drift").json()
+        drift = _drift_over(client, 200)
         metrics = client.get("/metrics").text
     assert drift["profile"] == "breast-cancer"
     assert drift["n"] == 200 and drift["checked_at"]
@@ -149,11 +155,7 @@ def test_unshifted_inputs_do_not_drift(safe: Safe) -> None:
     with app_client(safe.folder, **env) as client:
         for rows in _training_rows(200, {}):
             assert client.post("/predict", json={"records": rows}).is_success
-        deadline = time.monotonic() + 30
-        drift = client.get("/monitor/drift").json()
-        while drift["n"] < 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            drift = client.get("/monitor/drift").json()
+        drift = _drift_over(client, 200)
     assert drift["n"] == 200 and len(drift["features"]) == 30
     assert drift["drifted"] == []
 

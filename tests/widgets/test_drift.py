@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from mlnb.exceptions import MonitorError
 from mlnb.monitor import drift_report as compute_drift
 from mlnb.monitor import profile
 from mlnb.widgets import DriftSummary, DriftView, drift_report
+from tests.servers import free_port
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +100,6 @@ def test_widget_reads_a_running_service(service: str) -> None:
     assert drift_report(service + "/monitor/drift/").drifted == ["age"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -120,6 +114,6 @@ def test_bad_sources_get_one_clear_error(source: Any, message: str) -> None:
 
 
 def test_a_service_that_is_not_there_is_named() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(MonitorError, match=rf"cannot reach {url}/monitor/drift"):
         drift_report(url)

@@ -4,16 +4,14 @@ shows them."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-PAPERMILL = str(Path(sys.executable).with_name("papermill"))
+from tests.test_papermill import _papermill
+
 META = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
@@ -36,15 +34,7 @@ def test_runs_and_compare_keep_an_html_table_under_papermill(
         f"%mlnb compare {two_runs[0]} {two_runs[1]}",
     ]
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells], metadata=META), source)
-    done = subprocess.run(
-        [PAPERMILL, str(source), str(project / "out.ipynb"), "--log-level", "WARNING"],
-        cwd=project,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _papermill(project, source)
     assert done.returncode == 0, done.stderr[-3000:]
     out = nbformat.read(project / "out.ipynb", as_version=4)
 
