@@ -29,21 +29,24 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from mlnb.tracking import sync
 
     result = sync()
-    print(f"sent {result['sent']} journaled write(s); {result['remaining']} left")
+    killed = (
+        f"; {result['killed']} run(s) of dead processes marked KILLED" if result["killed"] else ""
+    )
+    print(f"sent {result['sent']} journaled write(s){killed}; {result['remaining']} left")
     return 0 if result["remaining"] == 0 else 3
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from mlnb.config import get_settings
-    from mlnb.tracking._outbox import Outbox
+    from mlnb.tracking._journal import pending_entries
 
     settings = get_settings()
     print(f"root       {settings.root}")
     print(f"tracking   {settings.tracking_uri}  [{settings.sources.get('tracking_uri')}]")
     if settings.embedded:
         print(f"artifacts  {settings.artifact_root}")
-    pending = len(Outbox(settings.outbox_dir))
-    print(f"outbox     {pending} journaled write(s)" + ("; run `mlnb sync`" if pending else ""))
+    pending = pending_entries(settings.journal_dir)
+    print(f"journal    {pending} write(s) not sent yet" + ("; run `mlnb sync`" if pending else ""))
     return 0
 
 

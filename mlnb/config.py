@@ -39,6 +39,9 @@ _ENV = {
     "experiment": "MLFLOW_EXPERIMENT_NAME",
     "artifact_root": "MLNB_ARTIFACT_ROOT",
     "flush_interval": "MLNB_FLUSH_INTERVAL",
+    "commit_interval": "MLNB_COMMIT_INTERVAL",
+    "shutdown_timeout": "MLNB_SHUTDOWN_TIMEOUT",
+    "idle_timeout": "MLNB_IDLE_TIMEOUT",
     "http_timeout": "MLNB_HTTP_TIMEOUT",
     "http_retries": "MLNB_HTTP_RETRIES",
     "autolog_params": "MLNB_AUTOLOG_PARAMS",
@@ -57,8 +60,14 @@ class Settings:
     artifact_root: Path | None = None
     #: experiment used when a run starts without one (else the notebook's name)
     experiment: str | None = None
-    #: seconds between background writes of queued metrics, params and tags
+    #: kept for older configurations; writes are journaled every ``commit_interval``
     flush_interval: float = 1.0
+    #: the journal's group-commit window in seconds: a kill -9 loses at most this much
+    commit_interval: float = 0.05
+    #: seconds a kernel shutdown spends sending what is left (the rest stays journaled)
+    shutdown_timeout: float = 1.5
+    #: an interactive run ends after this many seconds without an executed cell (0: never)
+    idle_timeout: float = 1800.0
     #: seconds before a request to a tracking server is given up (then the outbox is used)
     http_timeout: int = 10
     #: retries of a request to a tracking server before it counts as unreachable
@@ -76,9 +85,13 @@ class Settings:
         return self.root / HOME_DIRNAME
 
     @property
-    def outbox_dir(self) -> Path:
-        """Journal of writes that could not reach the tracking server yet."""
-        return self.home / "outbox"
+    def journal_dir(self) -> Path:
+        """The write-ahead journal of tracking writes (see ``mlnb.tracking._journal``)."""
+        return self.home / "journal"
+
+    @property
+    def outbox_dir(self) -> Path:  # the name of earlier versions
+        return self.journal_dir
 
     @property
     def embedded(self) -> bool:
@@ -234,7 +247,7 @@ def init_project(root: Path | None = None) -> list[str]:
     """Create ``.mlnb/`` in the project and say what was done, one line per action."""
     settings = get_settings(root)
     done: list[str] = []
-    for folder in (settings.home, settings.outbox_dir, settings.artifact_root):
+    for folder in (settings.home, settings.journal_dir, settings.artifact_root):
         assert folder is not None
         if folder.is_dir():
             done.append(f"exists   {folder}")

@@ -165,7 +165,9 @@ def _usage() -> str:
         lines.append(f"      {(func.__doc__ or '').split(':', 1)[-1].strip()}")
     lines += [
         "",
-        "A run starts by itself at the first log call and ends when the kernel shuts down.",
+        "A run starts with %load_ext mlnb and ends when the kernel shuts down (or, in",
+        "JupyterLab, after MLNB_IDLE_TIMEOUT seconds without a cell; the next cell starts",
+        "the next run). MLflow's own calls in the notebook land in the same run.",
         "The parameters cell (and papermill's injected values) are logged as params, and",
         "the executed code, a notebook snapshot, git and environment are recorded per run.",
     ]
@@ -213,12 +215,15 @@ class MlnbMagics(Magics):
 
     def _do_start(self, args: Any) -> None:
         current = session()
-        if current.run is not None:
+        if current.run is not None and not current.discard_empty_kernel_run():
             ended = current.run
             current.end_run()
             print(f"mlnb: ended run {ended.name} ({ended.run_id})")
         active = current.start_run(
-            run_name=args.name, description=args.description, experiment_name=args.experiment
+            run_name=args.name,
+            description=args.description,
+            experiment_name=args.experiment,
+            kernel=current.kernel_mode,
         )
         print(
             f"mlnb: started run {active.info.run_name} ({active.info.run_id}) "
@@ -361,10 +366,22 @@ class _Hooks:
     def pre_run_cell(self, info: Any) -> None:
         if getattr(info, "silent", False):
             return
+        current = session()
+        current.before_cell()
         # IPython has already counted this cell: the count it shows is one less.
         self.recorder.pre_cell(
             info.raw_cell, getattr(info, "cell_id", None), self.shell.execution_count - 1
         )
+        run = current.run
+        if run is not None and "mlflow" in (info.raw_cell or ""):
+            # A cell that calls MLflow itself: its calls land in this kernel's run, so the
+            # run must exist in the store (it does, but in a fresh project's first seconds).
+            try:
+                current.mlflow_run()
+            except MlnbError as exc:
+                print(f"mlnb: warning: {exc}")
+        elif run is not None and run.active is not None:
+            current._active(run, wait=False)  # MLflow's fluent stack is per thread
 
     def post_run_cell(self, result: Any) -> None:
         info = getattr(result, "info", None)
@@ -401,6 +418,10 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.events.register("post_run_cell", hooks.post_run_cell)
     _loaded[id(ipython)] = hooks
     _finish_on_kernel_shutdown(ipython)
+    from mlnb.tracking._fluent import install
+
+    install()  # MLflow's fluent calls in this notebook land in the kernel's run
+    current.begin_kernel_run()
     current.warm_up()
 
 

@@ -162,3 +162,25 @@ def shell(project: Path) -> Iterator[Any]:
     for name in list(ip.user_ns):
         if not name.startswith("_") and name not in {"In", "Out", "get_ipython", "exit", "quit"}:
             ip.user_ns.pop(name, None)
+
+
+def settle_journal(project: Path, timeout: float = 180.0) -> None:
+    """Wait until every tracking write journaled in ``project`` has reached the store.
+
+    A kernel that had no time at shutdown (a fresh store, a slow machine) hands what is left
+    to a background process; a reader right after papermill returns waits for it here, with
+    a deadline generous enough for a slow machine."""
+    import time
+
+    journal = project / ".mlnb" / "journal"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not journal.is_dir() or not list(journal.glob("*.jsonl")):
+            return
+        time.sleep(0.1)
+    left = sorted(p.name for p in journal.glob("*.jsonl"))
+    log = journal / "handoff.log"
+    raise AssertionError(
+        f"journal segments still unsent after {timeout:.0f} s: {left}; "
+        + (log.read_text(encoding="utf-8")[-2000:] if log.exists() else "no handoff log")
+    )

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mlnb.config import get_settings
-from tests.conftest import NOTEBOOKS
+from tests.conftest import NOTEBOOKS, settle_journal
 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 
@@ -37,7 +37,7 @@ def _notebook(path: Path, *cells: tuple[str, list[str]]) -> Path:
 
 
 def _papermill(project: Path, notebook: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [PAPERMILL, str(notebook), str(project / "out.ipynb"), "--log-level", "WARNING", *args],
         cwd=project,
         env=os.environ.copy(),
@@ -46,6 +46,8 @@ def _papermill(project: Path, notebook: Path, *args: str) -> subprocess.Complete
         timeout=300,
         check=False,
     )
+    settle_journal(project)
+    return done
 
 
 def _only_run(experiment: str) -> object:

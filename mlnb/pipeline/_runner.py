@@ -84,7 +84,7 @@ def _effective_params(
     for step in pipeline.steps:
         base = step.name.split("[")[0]  # a grid step takes its base step's overrides
         grid = {k: v for k, v in step.params.items() if k in _grid_keys(step.name)}
-        values = {**step.params, **overrides.get(base, {}), **grid}
+        values = {**step.params, **_nested(step, pipeline, overrides.get(base, {})), **grid}
         if values:
             declared = _parameters(pipeline.path(step.notebook))
             if declared is None:
@@ -101,6 +101,58 @@ def _effective_params(
                 )
         params[step.name] = values
     return params
+
+
+def _nested(step: Any, pipeline: Pipeline, given: dict[str, Any]) -> dict[str, Any]:
+    """``-p train.params.n_estimators=50``: one key of a dict parameter, merged into its value
+    in pipeline.yaml or, else, its default in the notebook's `parameters` cell."""
+    out = {k: v for k, v in given.items() if "." not in k}
+    for key, value in given.items():
+        if "." not in key:
+            continue
+        name, *path = key.split(".")
+        if name not in out:
+            base = step.params.get(name)
+            if base is None:
+                base = _default(pipeline.path(step.notebook), name)
+            if not isinstance(base, dict):
+                raise PipelineError(
+                    f"-p {step.name}.{key}: {name!r} is not a dict parameter of "
+                    f"{step.notebook} (its default must be a literal dict, e.g. "
+                    f"{name} = {{'n_estimators': 100}})."
+                )
+            out[name] = json.loads(json.dumps(base))  # a copy, nested dicts included
+        target = out[name]
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise PipelineError(f"-p {step.name}.{key}: {part!r} is not a dict.")
+        target[path[-1]] = value
+    return out
+
+
+def _default(notebook: Path, name: str) -> Any:
+    """The literal default of ``name`` in the notebook's `parameters` cell, or None."""
+    import ast
+
+    doc = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in doc.get("cells", []):
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except SyntaxError:
+            return None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets
+            ):
+                try:
+                    return ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+    return None
 
 
 def _grid_keys(name: str) -> set[str]:

@@ -5,9 +5,10 @@
 >>> mlnb.log_metrics({"acc": 0.93}, step=1)  # returns in microseconds; written in batches
 >>> mlnb.end_run()
 
-Metrics, params and tags are queued and written by a background thread; ``flush()`` waits
-for them. When the tracking server is down, writes are journaled under ``.mlnb/outbox`` and
-sent later (``mlnb sync``).
+Every write is appended to a write-ahead journal under ``.mlnb/journal`` (fsynced every
+50 ms) and sent to MLflow in order by a background thread; ``flush()`` waits for them. When
+the tracking server is down or hung, the notebook goes on and the journal sends the writes
+when it is back (or ``mlnb sync``); a run whose process died is marked KILLED.
 """
 
 from __future__ import annotations
@@ -75,9 +76,13 @@ def active_run() -> Any:
     """The active ``mlflow.ActiveRun`` or None (as ``mlflow.active_run``)."""
     current = session()
     if current.run is not None:
-        return current.run.active
+        return current._active(current.run, wait=True)
     mlflow = current.loaded_mlflow()
-    return mlflow.active_run() if mlflow is not None else None
+    if mlflow is None:
+        return None
+    from mlnb.tracking._session import _original
+
+    return _original(mlflow, "active_run")()
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -124,7 +129,9 @@ def log_model(
     from mlnb.tracking import _models
 
     current = session()
-    run = current.ensure_run()  # also waits for a warm-up import of mlflow
+    current.mlflow_run()  # the run exists in the store and is MLflow's active run here
+    run = current.ensure_run()
+    run.user_writes += 1
     info = _models.log_model(model, name, registered_model_name=registered_model_name, **kwargs)
     if current.recorder is not None:
         current._provenance(run, "model", name)
@@ -205,21 +212,34 @@ def flush() -> None:
 
 
 def sync() -> dict[str, int]:
-    """Send journaled writes now. Returns ``{"sent": n, "remaining": m}``."""
+    """Send journaled writes now: this process's, and those of processes that died (their
+    runs that never ended are marked KILLED). Returns counts: ``sent``, ``killed``,
+    ``skipped`` (sent before an interruption) and ``remaining``."""
     import os
 
     from mlnb.config import get_settings
-    from mlnb.tracking._client import configure_mlflow, describe_error, send_entry
-    from mlnb.tracking._outbox import Outbox
+    from mlnb.tracking._client import configure_mlflow, describe_error
+    from mlnb.tracking._journal import pending_entries
+    from mlnb.tracking._writer import recover_dead
 
     settings = get_settings()
-    configure_mlflow(settings)
     # set_terminated would print MLflow's "View run" links for every journaled run.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    outbox = Outbox(settings.outbox_dir)
-    result = outbox.replay(send_entry)
+    configure_mlflow(settings)
+    current = session()
+    if current._writers:
+        current.flush()
+    result = recover_dead(settings.journal_dir, force=True)
+    remaining = pending_entries(settings.journal_dir) - sum(
+        w.queued for w in current._writers.values()
+    )
     if result.error is not None:
         raise describe_error(
             result.error, settings.tracking_uri, "send journaled writes"
         ) from result.error
-    return {"sent": result.sent, "remaining": result.remaining, "skipped": result.skipped}
+    return {
+        "sent": result.sent,
+        "killed": result.killed,
+        "skipped": result.skipped,
+        "remaining": max(0, remaining),
+    }

@@ -294,10 +294,13 @@ class CellRecorder:
             for c in self.cells
         ]
 
-    def snapshot(self) -> Any:
-        """The notebook as it was live: the saved file with each cell's last executed
-        source, or (no file) the executed cells in first-execution order."""
-        import nbformat
+    def snapshot(self) -> dict[str, Any]:
+        """The notebook as it was live (nbformat 4 JSON as dicts): the saved file with each
+        cell's last executed source, or (no file) the executed cells in first-execution
+        order. Built without nbformat, whose import (jsonschema) takes seconds: this runs at
+        a kernel's shutdown, when the run's end has 2.5 s."""
+        import json
+        import uuid
 
         latest: dict[str, ExecutedCell] = {}
         order: list[str] = []
@@ -308,35 +311,43 @@ class CellRecorder:
             latest[key] = cell
 
         nb_file = self.notebook_file()
+        nb: dict[str, Any] = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
         if nb_file is not None and self.notebook_path is not None:
-            nb = nbformat.read(self.notebook_path, as_version=4)
+            with self.notebook_path.open(encoding="utf-8") as fh:
+                nb = json.load(fh)
             placed = set()
-            for nb_cell in nb.cells:
+            for nb_cell in nb["cells"]:
                 ran = latest.get(nb_cell.get("id", ""))
                 if ran is not None:
                     placed.add(nb_cell["id"])
-                    nb_cell.source = ran.source
-                    if nb_cell.cell_type == "code":
-                        nb_cell.execution_count = ran.execution_count
+                    nb_cell["source"] = ran.source
+                    if nb_cell.get("cell_type") == "code":
+                        nb_cell["execution_count"] = ran.execution_count
             extra = [k for k in order if k not in placed]
         else:
-            nb = nbformat.v4.new_notebook()
             extra = order
         for key in extra:
             ran = latest[key]
-            cell = nbformat.v4.new_code_cell(ran.source, execution_count=ran.execution_count)
+            new: dict[str, Any] = {
+                "cell_type": "code",
+                "execution_count": ran.execution_count,
+                "id": uuid.uuid4().hex[:8],
+                "metadata": {},
+                "outputs": [],
+                "source": ran.source,
+            }
             if self.is_injected(ran):
                 # Where papermill puts it: right after the cell tagged `parameters`.
-                cell.metadata["tags"] = ["injected-parameters"]
+                new["metadata"]["tags"] = ["injected-parameters"]
                 tagged = [
                     i
-                    for i, c in enumerate(nb.cells)
+                    for i, c in enumerate(nb["cells"])
                     if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])
                 ]
-                nb.cells.insert(tagged[0] + 1 if tagged else 0, cell)
+                nb["cells"].insert(tagged[0] + 1 if tagged else 0, new)
                 continue
-            cell.metadata["mlnb"] = {"not_in_saved_notebook": nb_file is not None}
-            nb.cells.append(cell)
+            new["metadata"]["mlnb"] = {"not_in_saved_notebook": nb_file is not None}
+            nb["cells"].append(new)
         return nb
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,11 +36,29 @@ MAX_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
 
 _configured: dict[str, str] = {}
+_import_lock = threading.RLock()
+
+
+def import_mlflow() -> Any:
+    """``import mlflow``, one thread at a time: two threads importing it at once can see a
+    half-initialised module ("partially initialized module 'mlflow'")."""
+    with _import_lock:
+        import mlflow
+
+        return mlflow
+
+
+def imported_mlflow() -> Any:
+    """The mlflow module when it is imported (waiting for an import under way), else None."""
+    if "mlflow" not in sys.modules:
+        return None
+    with _import_lock:
+        return sys.modules.get("mlflow")
 
 
 def configure_mlflow(settings: Settings) -> None:
     """Point MLflow's fluent API at the project's store (once per URI)."""
-    import mlflow
+    mlflow = import_mlflow()
 
     if settings.is_remote:
         # The MLflow client retries an unreachable server for minutes by default; mlnb
@@ -53,12 +73,22 @@ def configure_mlflow(settings: Settings) -> None:
         settings.home.mkdir(parents=True, exist_ok=True)
     if _configured.get("tracking") != settings.tracking_uri:
         with _environment_kept("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri(settings.tracking_uri)
+            _mlflow_own(mlflow, "set_tracking_uri")(settings.tracking_uri)
         _configured["tracking"] = settings.tracking_uri
     if settings.registry_uri and _configured.get("registry") != settings.registry_uri:
         with _environment_kept("MLFLOW_REGISTRY_URI"):
             mlflow.set_registry_uri(settings.registry_uri)
         _configured["registry"] = settings.registry_uri
+    # Runs of processes that died: replay their journal, mark them KILLED (once a process).
+    from mlnb.tracking._writer import recover_dead
+
+    recover_dead(settings.journal_dir)
+
+
+def _mlflow_own(mlflow: Any, name: str) -> Any:
+    """MLflow's own function, under mlnb's patch of its fluent API (``_fluent``)."""
+    func = getattr(mlflow, name)
+    return getattr(func, "__mlnb_original__", func)
 
 
 @contextlib.contextmanager
@@ -77,9 +107,9 @@ def _environment_kept(name: str) -> Iterator[None]:
 
 
 def get_client(settings: Settings) -> MlflowClient:
+    configure_mlflow(settings)
     from mlflow import MlflowClient
 
-    configure_mlflow(settings)
     try:
         client = MlflowClient(
             tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
@@ -104,6 +134,43 @@ def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> st
         return str(client.create_experiment(name, artifact_location=location))
     except Exception as exc:
         raise describe_error(exc, settings.tracking_uri, f"open experiment {name!r}") from exc
+
+
+_DRIVERS = {
+    "postgresql": "psycopg",
+    "postgresql+psycopg2": "psycopg2",
+    "postgresql+psycopg": "psycopg",
+    "postgresql+pg8000": "pg8000",
+    "mysql": "MySQLdb",
+    "mysql+pymysql": "pymysql",
+    "mysql+mysqldb": "MySQLdb",
+    "mssql": "pyodbc",
+    "mssql+pyodbc": "pyodbc",
+}
+_SCHEMES = {"http", "https", "sqlite", "file", "databricks", "databricks-uc", "uc"}
+_checked: set[str] = set()
+
+
+def check_uri(uri: str) -> None:
+    """Refuse, without a round trip, a tracking URI that can never work (an unknown scheme,
+    a missing database driver): that is a configuration error to fix, not an outage to
+    journal through."""
+    if uri in _checked:
+        return
+    import importlib.util
+
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in _DRIVERS:
+        module = _DRIVERS[scheme]
+        if importlib.util.find_spec(module) is None:
+            error = ModuleNotFoundError(f"No module named {module!r}", name=module)
+            raise describe_error(error, uri, "open the tracking store")
+    elif scheme not in _SCHEMES:
+        raise TrackingError(
+            f"could not open the tracking store on {uri}: unsupported URI scheme {scheme!r}. "
+            "Check MLFLOW_TRACKING_URI or tracking_uri in [tool.mlnb]."
+        )
+    _checked.add(uri)
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -166,14 +233,63 @@ def describe_error(exc: BaseException, uri: str, doing: str) -> TrackingError:
     return TrackingError(f"could not {doing} on {uri}: {first}.{hint}")
 
 
-def send_entry(entry: dict[str, Any]) -> None:
-    """Send one outbox entry to its tracking store (raises when it cannot)."""
-    from mlflow import MlflowClient
+_clients: dict[str, MlflowClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(uri: str) -> MlflowClient:
+    """One client per tracking URI for the journal's sender (the store opened once)."""
+    client = _clients.get(uri)
+    if client is None:
+        from mlnb.config import get_settings
+
+        import_mlflow()
+        from mlflow import MlflowClient
+
+        settings = get_settings()
+        if settings.tracking_uri == uri:
+            configure_mlflow(settings)
+        with _clients_lock:
+            client = _clients.get(uri)
+            if client is None:
+                client = _clients[uri] = MlflowClient(tracking_uri=uri)
+    return client
+
+
+def classify(exc: BaseException) -> str:
+    """How the journal treats a failed send: ``"retry"`` later (the store is unreachable,
+    hung, busy or out of space) or ``"reject"`` (the store refused this write)."""
+    if is_unreachable(exc):
+        return "retry"
+    text = str(exc)
+    if any(
+        marker in text
+        for marker in ("database is locked", "disk I/O error", "No space left", "database is full")
+    ):
+        return "retry"
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return "retry"
+    return "reject"
+
+
+LOCAL_ID_TAG = "mlnb.local_id"
+
+
+def send_entry(entry: dict[str, Any], ids: dict[str, str] | None = None) -> str | None:
+    """Send one journal entry to its tracking store; local run ids are mapped through
+    ``ids``. Returns the real id of a run it created (or adopted). Raises when it cannot."""
+    client = client_for(entry["uri"])  # imports mlflow first, one thread at a time
     from mlflow.entities import Metric, Param, RunTag
 
-    client = MlflowClient(tracking_uri=entry["uri"])
     op = entry["op"]
-    run_id = entry["run_id"]
+    raw = entry.get("run") or entry.get("run_id") or ""
+    if op == "create_run":
+        return _create_run(client, entry, ids or {})
+    if op == "adopt_run":
+        return str(raw)
+    run_id = (ids or {}).get(raw, raw)
+    if run_id.startswith("local-"):
+        raise TrackingError(f"run {raw} was never created in the tracking store; cannot {op}.")
     if op == "log_batch":
         client.log_batch(
             run_id,
@@ -212,5 +328,66 @@ def send_entry(entry: dict[str, Any]) -> None:
         )
     elif op == "set_terminated":
         client.set_terminated(run_id, entry["status"], entry.get("end_time"))
-    else:  # pragma: no cover - journals are only written by this module's callers
-        raise TrackingError(f"unknown outbox operation {op!r} in the journal; remove it.")
+    elif op == "delete_run":
+        client.delete_run(run_id)
+    else:  # pragma: no cover - journals are only written by mlnb
+        raise TrackingError(f"unknown journal operation {op!r}; remove the entry.")
+    return None
+
+
+def _create_run(client: MlflowClient, entry: dict[str, Any], ids: dict[str, str]) -> str:
+    """Create the run of a ``create_run`` entry, or find the one an earlier, interrupted
+    replay created (it carries the entry's local id as a tag)."""
+    local = entry["run"]
+    experiment_id = entry.get("experiment_id")
+    if experiment_id is None:
+        experiment_id = _experiment_id(client, entry["experiment"], entry.get("location"))
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{LOCAL_ID_TAG}` = '{local}'", max_results=1
+    )
+    if found:
+        return str(found[0].info.run_id)
+    tags = dict(entry.get("tags") or {})
+    tags[LOCAL_ID_TAG] = local
+    parent = entry.get("parent")
+    if parent:
+        parent_id = ids.get(parent, parent)
+        if not parent_id.startswith("local-"):
+            tags["mlflow.parentRunId"] = parent_id
+    run = client.create_run(
+        experiment_id,
+        start_time=entry.get("start_time"),
+        tags=tags,
+        run_name=entry.get("run_name") or _run_name(),
+    )
+    return str(run.info.run_id)
+
+
+def _run_name() -> str:
+    """One of MLflow's run names ("bouncy-cat-123") drawn from a generator of its own:
+    MLflow draws from the global ``random``, and this runs beside the user's code, which
+    may have seeded it."""
+    import random
+
+    from mlflow.utils import name_utils
+
+    rng = random.Random()
+    return (
+        f"{rng.choice(name_utils._GENERATOR_PREDICATES)}-"
+        f"{rng.choice(name_utils._GENERATOR_NOUNS)}-{rng.randint(0, 999)}"
+    )
+
+
+def _experiment_id(client: MlflowClient, name: str, location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except Exception:
+        experiment = client.get_experiment_by_name(name)  # created meanwhile by another process
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import numbers
 import os
@@ -11,6 +12,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,8 @@ from mlnb.config import Settings, get_settings
 from mlnb.exceptions import InvalidValueError, MlnbError, NoActiveRunError, TrackingError
 from mlnb.tracking import _client
 from mlnb.tracking._cells import CellRecorder, ExecutedCell, _papermill_input
-from mlnb.tracking._outbox import Outbox
-from mlnb.tracking._writer import BatchWriter, _warn, now_ms
+from mlnb.tracking._journal import Journal, is_local_id, new_local_id, pending_entries
+from mlnb.tracking._writer import BatchWriter, _created_hooks, _warn, journal_for, now_ms
 
 __all__ = ["Run", "TrackingSession", "session"]
 
@@ -37,10 +39,15 @@ _SIMPLE = (str, int, float, bool, type(None), Path)
 
 @dataclass
 class Run:
-    """What mlnb knows about the run it writes to."""
+    """What mlnb knows about the run it writes to.
 
-    run_id: str
-    experiment_id: str
+    ``key`` names the run in the journal: a local id (``local-...``) until the journal has
+    created it in MLflow, or the MLflow id of a run mlnb adopted. ``run_id`` is the MLflow id
+    once known, else the local id.
+    """
+
+    key: str
+    experiment_id: str | None
     uri: str
     name: str | None
     owned: bool  # started by mlnb (ended by mlnb) or adopted from mlflow.start_run
@@ -49,6 +56,22 @@ class Run:
     provenance: list[dict[str, Any]] = field(default_factory=list)
     first_cell: int = 0
     background: threading.Thread | None = None
+    experiment: str | None = None  # name, when mlnb chose the experiment
+    real: str | None = None  # the MLflow id, once created
+    kernel: bool = False  # the kernel's own run, started by %load_ext mlnb
+    user_writes: int = 0  # writes other than mlnb's automatic provenance
+    metrics_logged: bool = False
+    claimed: str | None = None  # "open" / "ended": a notebook's own mlflow.start_run block
+    start_time: int = 0
+    writer: BatchWriter | None = None  # where its writes go (kept: the hot path of log calls)
+
+    def __post_init__(self) -> None:
+        if not is_local_id(self.key):
+            self.real = self.key
+
+    @property
+    def run_id(self) -> str:
+        return self.real or self.key
 
 
 def _describe(value: Any) -> str:
@@ -125,31 +148,63 @@ class TrackingSession:
         self.injected_params: list[str] = []
         self.pending_tags: dict[str, str] = {}
         self._parents: list[Run] = []  # runs a nested run was started under
-        self._writers: dict[str, BatchWriter] = {}
+        self._writers: dict[tuple[Path, str], BatchWriter] = {}
+        self._runs: dict[str, Run] = {}  # by journal key
         self._ever_started = False
         self._exiting = False
         self._warming: threading.Thread | None = None
         self._autolog_params: bool | None = None  # read once, not on every cell
         self._lock = threading.RLock()
+        #: True in a kernel with %load_ext mlnb: the kernel has a run of its own, MLflow's
+        #: fluent calls land in it, and an idle interactive run ends by itself
+        self.kernel_mode = False
+        #: values of the ``parameters`` cell, held until the next cell (papermill injects
+        #: its values right after it, and those are the ones that count)
+        self._held_params: dict[str, Any] | None = None
+        self.last_activity: float | None = None  # end of the last executed cell (epoch s)
+        self.clock: Any = time.time
+        self._idle_watch: threading.Thread | None = None
+        self._idle_wake = threading.Event()
+        self._finished = False  # the kernel's runs are ended: nothing more at exit
+        _created_hooks.append(self._on_created)
 
     # -- plumbing --------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
         return get_settings()
 
+    @property
+    def journal(self) -> Journal:
+        settings = self.settings
+        return journal_for(settings.journal_dir, settings.commit_interval)
+
     def writer(self, uri: str | None = None) -> BatchWriter:
-        if uri is not None:  # the hot path of every log call: no settings lookup
-            writer = self._writers.get(uri)
-            if writer is not None:
-                return writer
         settings = self.settings
         uri = uri or settings.tracking_uri
-        writer = self._writers.get(uri)
+        key = (settings.journal_dir, uri)
+        writer = self._writers.get(key)
         if writer is None:
-            writer = self._writers[uri] = BatchWriter(
-                uri, Outbox(settings.outbox_dir), settings.flush_interval
+            writer = self._writers[key] = BatchWriter(
+                uri, journal_for(settings.journal_dir, settings.commit_interval)
             )
         return writer
+
+    def _w(self, run: Run) -> BatchWriter:
+        if run.writer is None:
+            run.writer = self.writer(run.uri)
+        return run.writer
+
+    def _on_created(self, local: str, real: str) -> None:
+        """The journal created run ``local`` in MLflow as ``real``."""
+        run = self._runs.get(local)
+        if run is not None:
+            run.real = real
+        try:  # versions and lineage recorded while the run had only its local id
+            from mlnb.versioning import rename_run
+
+            rename_run(local, real)
+        except ImportError:  # pragma: no cover - versioning without rename_run
+            pass
 
     def _register_exit(self) -> None:
         # (Re-)registered after mlflow is imported, so it runs before MLflow's own handler
@@ -172,10 +227,12 @@ class TrackingSession:
         log_system_metrics: bool | None = None,
         *,
         experiment_name: str | None = None,
+        wait: bool = True,
+        kernel: bool = False,
     ) -> Any:
-        self.loaded_mlflow()  # a warm-up import must finish before this thread imports
-        import mlflow
-
+        """Start a run. It is journaled at once and created in MLflow by the journal's
+        sender; with ``wait`` this returns an ``mlflow.ActiveRun`` once it exists (an
+        ``ActiveRun`` under the local id while the tracking store is unreachable)."""
         with self._lock:
             settings = self.settings
             if run_id is None and not nested and self.run is None and not self._ever_started:
@@ -186,60 +243,138 @@ class TrackingSession:
                     f"run {self.run.run_id} is already active; end it first "
                     "(mlnb.end_run() or %mlnb end) or pass nested=True."
                 )
-            client = _client.get_client(settings)
-            if experiment_id is None and run_id is None:
-                name = experiment_name or settings.experiment or self._default_experiment()
-                experiment_id = _client.ensure_experiment(client, settings, name)
-            if run_name is None and run_id is None:
-                run_name = _fresh_run_name()
-            context_tags = self._context_tags(settings)
-            all_tags = {
-                **context_tags,
-                **self.pending_tags,
-                **{k: str(v) for k, v in (tags or {}).items()},
-            }
-            user_random = random.getstate()  # starting a run must not draw from it
-            try:
-                active = mlflow.start_run(
-                    run_id=run_id,
-                    experiment_id=experiment_id,
-                    run_name=run_name,
-                    nested=nested,
-                    parent_run_id=parent_run_id,
-                    tags=all_tags if run_id is None else None,
-                    description=description,
-                    log_system_metrics=log_system_metrics,
+            if self.run is not None and run_id is not None and run_id == self.run.run_id:
+                return self._active(self.run, wait)
+            uri = settings.tracking_uri
+            _client.check_uri(uri)
+            journal = self.writer(uri)
+            if run_id is not None:  # a run that exists: write to it, end it at the end
+                run = Run(run_id, experiment_id, uri, run_name, owned=True, kernel=kernel)
+                journal.send_or_journal({"op": "adopt_run", "run": run_id})
+            else:
+                name = None
+                location = None
+                if experiment_id is None:
+                    name = experiment_name or settings.experiment or self._default_experiment()
+                    if not settings.is_remote and settings.artifact_root is not None:
+                        from mlnb._text import slug
+
+                        location = (settings.artifact_root / slug(name, "experiment")).as_uri()
+                all_tags = {
+                    **self._context_tags(settings),
+                    **self.pending_tags,
+                    **{k: str(v) for k, v in (tags or {}).items()},
+                }
+                if description:
+                    all_tags["mlflow.note.content"] = description
+                parent = None
+                if nested and self.run is not None:
+                    parent = self.run.key
+                if parent_run_id:
+                    parent = parent_run_id
+                run = Run(
+                    new_local_id(),
+                    experiment_id,
+                    uri,
+                    run_name,
+                    owned=True,
+                    experiment=name,
+                    kernel=kernel,
+                    start_time=now_ms(),
                 )
-            except mlflow.exceptions.MlflowException as exc:
-                raise _client.describe_error(exc, settings.tracking_uri, "start a run") from exc
-            finally:
-                random.setstate(user_random)
+                journal.send_or_journal(
+                    {
+                        "op": "create_run",
+                        "run": run.key,
+                        "experiment": name,
+                        "experiment_id": experiment_id,
+                        "location": location,
+                        "run_name": run_name,
+                        "tags": all_tags,
+                        "start_time": run.start_time,
+                        "parent": parent,
+                    }
+                )
+            self._runs[run.key] = run
             self._register_exit()
             self.pending_tags.clear()
             if self.run is not None:
                 self._parents.append(self.run)
-            self.run = Run(
-                run_id=active.info.run_id,
-                experiment_id=active.info.experiment_id,
-                uri=settings.tracking_uri,
-                name=active.info.run_name,
-                owned=True,
-                active=active,
-                first_cell=len(self.recorder.cells) if self.recorder else 0,
-            )
+            run.first_cell = len(self.recorder.cells) if self.recorder else 0
+            self.run = run
             self._ever_started = True
             if self.notebook_params:
-                self._submit_params(self.notebook_params, strict=False)
+                self._submit_params(self.notebook_params, strict=False, user=False)
                 if self.injected_params:
                     self._tag("mlnb.params.injected", ",".join(self.injected_params))
-            self.run.background = threading.Thread(
+            run.background = threading.Thread(
                 target=self._record_environment,
-                args=(self.run, settings),
+                args=(run, settings),
                 name="mlnb-provenance",
                 daemon=True,
             )
-            self.run.background.start()
-            return active
+            run.background.start()
+        return self._active(run, wait) if wait else None
+
+    def begin_kernel_run(self) -> None:
+        """The kernel's own run, started by ``%load_ext mlnb`` without waiting for the
+        tracking store: experiment, run, params and early provenance are journaled now."""
+        self.kernel_mode = True
+        if self.run is None:
+            self.start_run(wait=False, kernel=True)
+        self._watch_idle()
+
+    def _active(self, run: Run, wait: bool) -> Any:
+        """``run`` as an ``mlflow.ActiveRun`` on MLflow's fluent stack of this thread."""
+        if run.active is not None:
+            _push_fluent(run.active)
+            return run.active
+        mlflow = _client.import_mlflow()
+        from mlflow.entities import Run as MlflowRun
+        from mlflow.entities import RunData, RunInfo
+
+        settings = self.settings
+        real = self.journal.real_id(run.key, timeout=settings.http_timeout + 60 if wait else 0)
+        if real is not None:
+            run.real = real
+            try:
+                entity = _client.client_for(run.uri).get_run(real)
+            except Exception as exc:
+                raise _client.describe_error(exc, run.uri, "start a run") from exc
+            if run.experiment_id is None:
+                run.experiment_id = entity.info.experiment_id
+            run.name = run.name or entity.info.run_name
+        else:  # the store is unreachable: the run lives in the journal for now
+            info = RunInfo(
+                run_id=run.key,
+                experiment_id=run.experiment_id or "",
+                user_id="",
+                status="RUNNING",
+                start_time=run.start_time,
+                end_time=None,
+                lifecycle_stage="active",
+                run_name=run.name,
+            )
+            entity = MlflowRun(info, RunData())
+        active = mlflow.ActiveRun(entity)
+        if real is not None:
+            run.active = active
+            _push_fluent(active)
+        return active
+
+    def mlflow_run(self) -> Any:
+        """The active run as MLflow's fluent active run of this thread (started if none;
+        waits until it exists in the tracking store): for calls that go through MLflow."""
+        run = self.ensure_run()
+        active = self._active(run, wait=True)
+        if run.real is None:
+            from mlnb.exceptions import TrackingUnavailableError
+
+            raise TrackingUnavailableError(
+                f"the tracking store at {run.uri} is unreachable, so run {run.key} is only in "
+                "the journal; this needs the real run: start the server, or run `mlnb sync`."
+            )
+        return active
 
     def _default_experiment(self) -> str:
         if self.recorder is not None and self.recorder.notebook_path is not None:
@@ -247,8 +382,6 @@ class TrackingSession:
         return "Default"
 
     def _context_tags(self, settings: Settings) -> dict[str, str]:
-        from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
-
         tags: dict[str, str] = {"mlnb.version": _mlnb_version()}
         notebook = self.recorder.notebook_path if self.recorder else None
         if notebook is not None:
@@ -256,24 +389,19 @@ class TrackingSession:
                 source = str(notebook.relative_to(settings.root))
             except ValueError:
                 source = str(notebook)
-            tags[MLFLOW_SOURCE_NAME] = source
-            tags[MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
+            tags["mlflow.source.name"] = source
+            tags["mlflow.source.type"] = "NOTEBOOK"
             tags["mlnb.notebook"] = str(notebook)
         if self.recorder is not None:
             tags["mlnb.runner"] = "papermill" if _papermill_input() else "jupyter"
         else:
             tags["mlnb.runner"] = "script"
+        tags["mlnb.host"] = _host()
+        tags["mlnb.pid"] = str(os.getpid())
         return tags
 
     def _record_environment(self, run: Run, settings: Settings) -> None:
         """Git and environment provenance, off the caller's path."""
-        from mlflow.utils.mlflow_tags import (
-            MLFLOW_GIT_BRANCH,
-            MLFLOW_GIT_COMMIT,
-            MLFLOW_GIT_DIRTY,
-            MLFLOW_GIT_REPO_URL,
-        )
-
         from mlnb.tracking._provenance import environment_info, git_info
 
         try:
@@ -281,16 +409,16 @@ class TrackingSession:
             git = git_info(settings.root)
             if git is not None:
                 tags = {
-                    MLFLOW_GIT_COMMIT: git.commit,
-                    MLFLOW_GIT_DIRTY: str(git.dirty).lower(),
+                    "mlflow.source.git.commit": git.commit,
+                    "mlflow.source.git.dirty": str(git.dirty).lower(),
                     "mlnb.git.dirty": str(git.dirty).lower(),
                 }
                 if git.branch:
-                    tags[MLFLOW_GIT_BRANCH] = git.branch
+                    tags["mlflow.source.git.branch"] = git.branch
                 if git.repo_url:
-                    tags[MLFLOW_GIT_REPO_URL] = git.repo_url
+                    tags["mlflow.source.git.repoURL"] = git.repo_url
                 for key, value in tags.items():
-                    self.writer(run.uri).submit(run.run_id, "tag", (key, value))
+                    self._w(run).submit(run.key, "tag", (key, value))
                 if git.dirty:
                     files["git_diff.patch"] = git.diff + "".join(
                         f"# untracked: {name}\n" for name in git.untracked
@@ -302,7 +430,7 @@ class TrackingSession:
                 "mlnb.platform": env.platform,
                 "mlnb.packages.hash": env.packages_hash,
             }.items():
-                self.writer(run.uri).submit(run.run_id, "tag", (key, value))
+                self._w(run).submit(run.key, "tag", (key, value))
             files["environment.txt"] = (
                 f"# python {env.python} ({env.implementation}) on {env.platform}\n"
                 f"# executable {env.executable}\n# packages hash {env.packages_hash}\n"
@@ -323,13 +451,8 @@ class TrackingSession:
         try:
             for name, text in files.items():
                 (folder / name).write_text(text, encoding="utf-8")
-            self.writer(run.uri).send_or_journal(
-                {
-                    "op": "log_artifact",
-                    "uri": run.uri,
-                    "run_id": run.run_id,
-                    "artifact_path": ARTIFACT_DIR,
-                },
+            self._w(run).send_or_journal(
+                {"op": "log_artifact", "run": run.key, "artifact_path": ARTIFACT_DIR},
                 files={"src": folder},
             )
         finally:
@@ -342,57 +465,79 @@ class TrackingSession:
         run = self.run
         if run is not None:
             return run
-        mlflow = self.loaded_mlflow()
+        mlflow = sys.modules.get("mlflow")
         if mlflow is not None:
-            active = mlflow.active_run()
+            active = _original(mlflow, "active_run")()
             if active is not None:  # started with mlflow.start_run(): write to it
                 self.run = Run(
-                    run_id=active.info.run_id,
-                    experiment_id=active.info.experiment_id,
-                    uri=mlflow.get_tracking_uri(),
-                    name=active.info.run_name,
+                    active.info.run_id,
+                    active.info.experiment_id,
+                    mlflow.get_tracking_uri(),
+                    active.info.run_name,
                     owned=False,
                     active=active,
                 )
+                self._runs[self.run.key] = self.run
                 self._register_exit()
                 return self.run
-        self.start_run()
+        self.start_run(wait=False, kernel=self.kernel_mode)
         assert self.run is not None
         return self.run
 
-    def end_run(self, status: str = "FINISHED") -> None:
+    def end_run(
+        self,
+        status: str = "FINISHED",
+        *,
+        end_time: int | None = None,
+        timeout: float | None = None,
+    ) -> bool:
+        """End the active run: its last records and the end are journaled, then sent (up
+        to ``timeout`` seconds). True when everything reached the tracking store."""
         with self._lock:
             run = self.run
             if run is None:
                 mlflow = self.loaded_mlflow()
-                if mlflow is not None and mlflow.active_run() is not None:
-                    mlflow.end_run(status)
-                return
+                if mlflow is not None and _original(mlflow, "active_run")() is not None:
+                    _original(mlflow, "end_run")(status)
+                return True
+            budget = self.settings.http_timeout + 5.0 if timeout is None else timeout
+            started = time.monotonic()
             try:
+                self._release_held_params()
                 if run.background is not None:
-                    run.background.join(timeout=30)
+                    run.background.join(timeout=max(0.0, budget / 2))
                 self._write_run_artifacts(run)
-                writer = self.writer(run.uri)
-                writer.flush()
-                writer.send_or_journal(
+                self._w(run).send_or_journal(
                     {
                         "op": "set_terminated",
-                        "uri": run.uri,
-                        "run_id": run.run_id,
+                        "run": run.key,
                         "status": status,
-                        "end_time": now_ms(),
+                        "end_time": end_time or now_ms(),
                     }
                 )
             finally:
                 self.run = self._parents.pop() if self._parents else None
                 _pop_fluent_run(run.run_id)
+                run.active = None
+        remaining = max(0.0, budget - (time.monotonic() - started))
+        return self._w(run).flush(timeout=remaining)
+
+    def discard_empty_kernel_run(self) -> bool:
+        """End and delete the kernel's automatic run if nothing but mlnb's provenance was
+        written to it (the notebook started a run of its own, or moved to another store)."""
+        run = self.run
+        if run is None or not run.kernel or run.user_writes or self._parents:
+            return False
+        with self._lock:
+            self._w(run).send_or_journal({"op": "delete_run", "run": run.key})
+            self.run = None
+            _pop_fluent_run(run.run_id)
+        return True
 
     def _write_run_artifacts(self, run: Run) -> None:
         files: dict[str, str] = {}
         recorder = self.recorder
         if recorder is not None and recorder.cells:
-            import nbformat
-
             flags = recorder.execution_flags()
             self._tag("mlnb.execution.out_of_order", str(flags["out_of_order"]).lower())
             self._tag(
@@ -409,7 +554,8 @@ class TrackingSession:
             files["code.py"] = recorder.code_text()
             files["cells.json"] = json.dumps(recorder.cells_json(), indent=1)
             try:
-                files["notebook.ipynb"] = nbformat.writes(recorder.snapshot())
+                snapshot = recorder.snapshot()
+                files["notebook.ipynb"] = json.dumps(snapshot, indent=1, ensure_ascii=False)
             except Exception as exc:
                 _warn(f"could not snapshot the notebook: {exc}")
         files["provenance.json"] = json.dumps(
@@ -424,26 +570,110 @@ class TrackingSession:
         self._log_texts(run, files)
 
     def at_exit(self) -> None:
-        """Kernel shutdown, papermill's end, or interpreter exit: finish the run."""
+        """Kernel shutdown, papermill's end, or interpreter exit: finish the run.
+
+        Everything is journaled first (milliseconds); then what is left is sent for at most
+        ``shutdown_timeout`` seconds (jupyter_client SIGTERMs the kernel 2.5 s after asking
+        it to stop). What could not be sent stays in the journal for the next mlnb process.
+        """
+        if self._finished:
+            return  # ended at the kernel's shutdown request; this is the interpreter's exit
         self._exiting = True
         _STOP_WARMING.set()
+        self._idle_wake.set()
+        budget = self.settings.shutdown_timeout
+        started = time.monotonic()
         try:
             run = self.run
             if run is None and self.notebook_params and not self._ever_started:
                 # A parameterized notebook that logged nothing itself is still recorded.
-                self.start_run()
+                self.start_run(wait=False)
                 run = self.run
-            if run is not None and run.owned:
+            while run is not None and run.owned:
                 last = self.recorder.cells[-1] if self.recorder and self.recorder.cells else None
-                self.end_run("FAILED" if last is not None and last.error else "FINISHED")
-            for writer in self._writers.values():
-                writer.flush(timeout=30)
+                self.end_run(
+                    "FAILED" if last is not None and last.error else "FINISHED",
+                    end_time=self._end_time(),
+                    timeout=0.0,
+                )
+                run = self.run
+            remaining = max(0.0, budget - (time.monotonic() - started))
+            journal = self.journal
+            if journal.flush(timeout=remaining):
+                journal.close()
+            else:
+                left = journal.unsent + len(journal._queue)
+                if left:
+                    _hand_off(journal.folder)
+                    why = "the tracking store is unreachable" if journal.offline else "no time"
+                    _say(
+                        f"mlnb: {left} tracking write(s) not sent yet ({why}); they are kept "
+                        f"in {journal.folder} and sent in the background once this process "
+                        "has exited (`mlnb sync` sends them too)."
+                    )
         except MlnbError as exc:
             _warn(str(exc))
         except Exception as exc:  # pragma: no cover - last resort at exit
             _warn(f"could not finish the run at exit: {exc}")
         finally:
             self._exiting = False
+            self._finished = self.kernel_mode and self.run is None
+
+    def _end_time(self) -> int | None:
+        """An interactive run ends when its last cell did, not when the kernel stops."""
+        run = self.run
+        if run is None or self.last_activity is None or not self.kernel_mode:
+            return None
+        if _papermill_input() or os.environ.get("MLNB_RUN_ID"):
+            return None
+        return int(self.last_activity * 1000)
+
+    # -- interactive runs: idle end ----------------------------------------------------
+    def before_cell(self) -> None:
+        """Called before each cell: an interactive run idle for ``idle_timeout`` has ended
+        (at the end of its last cell); this cell starts the next run."""
+        if not self.kernel_mode:
+            return
+        with self._lock:
+            if self.run is None and self._ever_started:
+                self.start_run(wait=False, kernel=True)
+            else:
+                self._end_if_idle(start_next=True)
+
+    def _end_if_idle(self, start_next: bool) -> bool:
+        run = self.run
+        idle = self.settings.idle_timeout
+        if (
+            run is None
+            or not run.kernel
+            or idle <= 0
+            or self.last_activity is None
+            or self.clock() - self.last_activity < idle
+            or _papermill_input()
+            or os.environ.get("MLNB_RUN_ID")
+        ):
+            return False
+        self.end_run("FINISHED", end_time=int(self.last_activity * 1000), timeout=0.0)
+        if start_next:
+            self.start_run(wait=False, kernel=True)
+        return True
+
+    def _watch_idle(self) -> None:
+        if self._idle_watch is not None or self.settings.idle_timeout <= 0:
+            return
+
+        def watch() -> None:
+            while not self._exiting:
+                idle = self.settings.idle_timeout
+                last = self.last_activity
+                wait = idle if last is None else max(0.5, last + idle - self.clock())
+                if self._idle_wake.wait(min(wait, 60.0)):
+                    return
+                with contextlib.suppress(Exception), self._lock:
+                    self._end_if_idle(start_next=False)
+
+        self._idle_watch = threading.Thread(target=watch, name="mlnb-idle", daemon=True)
+        self._idle_watch.start()
 
     # -- logging ---------------------------------------------------------------------
     def _where(self) -> dict[str, Any]:
@@ -461,22 +691,24 @@ class TrackingSession:
     def _tag(self, key: str, value: str) -> None:
         run = self.run
         if run is not None:
-            self.writer(run.uri).submit(run.run_id, "tag", (key, value[:MAX_TAG_LENGTH]))
+            self._w(run).submit(run.key, "tag", (key, value[:MAX_TAG_LENGTH]))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         checked = [(check_name("metric", k), metric_value(k, v)) for k, v in metrics.items()]
         if step is not None and not isinstance(step, numbers.Integral):
             raise InvalidValueError(f"step must be a whole number, got {step!r}.")
         run = self.ensure_run()
-        writer = self.writer(run.uri)
+        run.user_writes += 1
+        run.metrics_logged = True
+        writer = self._w(run)
         ts = now_ms()
         for key, value in checked:
-            writer.submit(run.run_id, "metric", (key, value, ts, int(step or 0)))
+            writer.submit(run.key, "metric", (key, value, ts, int(step or 0)))
             if self.recorder is not None:
                 self._provenance(run, "metric", key)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        checked = {check_name("param", k): param_value(k, v) for k, v in params.items()}
+        checked = flatten_params(params, strict=True)
         run = self.ensure_run()
         for key, text in checked.items():
             old = run.params.get(key)
@@ -488,9 +720,13 @@ class TrackingSession:
                 )
         self._submit_params(checked, strict=True)
 
-    def _submit_params(self, params: Mapping[str, str | None], strict: bool) -> None:
+    def _submit_params(
+        self, params: Mapping[str, str | None], strict: bool, user: bool = True
+    ) -> None:
         run = self.ensure_run()
-        writer = self.writer(run.uri)
+        writer = self._w(run)
+        if user:
+            run.user_writes += 1
         for key, text in params.items():
             if text is None:
                 continue
@@ -507,16 +743,17 @@ class TrackingSession:
                 )
                 continue
             run.params[key] = text
-            writer.submit(run.run_id, "param", (key, text))
+            writer.submit(run.key, "param", (key, text))
             if self.recorder is not None:
                 self._provenance(run, "param", key)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         checked = {check_name("tag", k): str(v)[:MAX_TAG_LENGTH] for k, v in tags.items()}
         run = self.ensure_run()
-        writer = self.writer(run.uri)
+        run.user_writes += 1
+        writer = self._w(run)
         for key, text in checked.items():
-            writer.submit(run.run_id, "tag", (key, text))
+            writer.submit(run.key, "tag", (key, text))
             if self.recorder is not None:
                 self._provenance(run, "tag", key)
 
@@ -536,8 +773,9 @@ class TrackingSession:
                 f"cannot read artifact {str(local_path)!r}: {exc.strerror}."
             ) from exc
         run = self.ensure_run()
-        writer = self.writer(run.uri)
-        entry: dict[str, Any] = {"op": "log_artifact", "uri": run.uri, "run_id": run.run_id}
+        run.user_writes += 1
+        writer = self._w(run)
+        entry: dict[str, Any] = {"op": "log_artifact", "run": run.key}
         if path.is_dir():
             entry["artifact_path"] = "/".join(p for p in (artifact_path, path.name) if p)
         else:
@@ -546,52 +784,72 @@ class TrackingSession:
         if self.recorder is not None:
             self._provenance(run, "artifact", str(path))
 
-    def flush(self) -> None:
-        for writer in list(self._writers.values()):
-            writer.flush()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Everything accepted so far is durable, and sent unless the store is unreachable
+        (or ``timeout`` ran out). True when sent."""
+        if timeout is None:
+            timeout = self.settings.http_timeout + 5.0
+        done = True
+        for journal in {id(w.journal): w.journal for w in self._writers.values()}.values():
+            done = journal.flush(timeout=timeout) and done
+        return done
 
     # -- notebook hooks (called by the IPython extension) ------------------------------
     def after_cell(self, cell: ExecutedCell | None) -> None:
         if cell is None or self.recorder is None:
             return
+        self.last_activity = self.clock()
         if self._autolog_params is None:
             self._autolog_params = self.settings.autolog_params
-        if self._autolog_params:
-            found = self.recorder.parameter_names(cell)
-            if found is not None:
-                self.capture_parameters(*found)
-        run = self.run
-        if run is not None:
-            writer = self._writers.get(run.uri)
-            if writer is not None:
-                writer.request_flush()
+        if not self._autolog_params:
+            return
+        found = self.recorder.parameter_names(cell)
+        if found is not None and found[1]:  # papermill's injected cell: these values count
+            self._held_params = None
+            self.capture_parameters(*found)
+        elif found is not None:  # the parameters cell: papermill may inject right after it
+            self._release_held_params()
+            self._held_params = {"names": found[0]}
+        elif self._held_params is not None:
+            self._release_held_params()
+
+    def _release_held_params(self) -> None:
+        held, self._held_params = self._held_params, None
+        if held is not None:
+            self.capture_parameters(held["names"], [])
 
     def capture_parameters(self, names: list[str], injected: list[str]) -> None:
         ns = self.user_ns or {}
-        values = {}
+        values: dict[str, str] = {}
+        skipped: list[str] = []
         for name in names:
             if name in ns and not name.startswith("_"):
-                text = param_value(name, ns[name], strict=False)
-                if text is not None:
-                    values[name] = text
+                flat = flatten_params({name: ns[name]}, strict=False, skipped=skipped)
+                values.update(flat)
+        if skipped:
+            _warn(
+                f"parameter(s) {', '.join(skipped)} are not params MLflow can hold (not text, "
+                "numbers or small containers of them, or too long); log a summary with "
+                "mlnb.log_param, or save them with mlnb.log_artifact."
+            )
         self.notebook_params.update(values)
-        self.injected_params = [n for n in injected if n in values]
+        self.injected_params = [
+            n for n in injected if n in values or any(k.startswith(f"{n}.") for k in values)
+        ]
         if values:
             self._register_exit()  # a parameterized notebook is recorded even if it logs nothing
-            if self.run is None:
-                self.warm_up()
         if self.run is not None:
-            self._submit_params(values, strict=False)
+            self._submit_params(values, strict=False, user=False)
             if self.injected_params:
                 self._tag("mlnb.params.injected", ",".join(self.injected_params))
 
     def loaded_mlflow(self) -> Any:
-        """The mlflow module if it is imported (waiting for a warm-up import under way),
-        else None. Never a half-imported module."""
+        """The mlflow module if it is imported (waiting for an import under way in another
+        thread: the warm-up, the journal's sender), else None. Never a half-imported module."""
         warming = self._warming
         if warming is not None and warming.is_alive() and warming is not threading.current_thread():
             warming.join()
-        return sys.modules.get("mlflow")
+        return _client.imported_mlflow()
 
     def warm_up(self) -> None:
         """Import MLflow and open the store off the user's path, so a run can start (or be
@@ -602,13 +860,9 @@ class TrackingSession:
 
         def warm() -> None:
             try:
-                _client.get_client(settings).search_experiments(max_results=1)
+                _client.get_client(settings)
             except Exception:
-                pass  # the real call reports the problem
-            try:  # the notebook snapshot written at the end of the run (about 0.5 s)
-                import nbformat  # noqa: F401
-            except ImportError:
-                pass
+                pass  # the journal's sender reports the problem
 
         self._warming = threading.Thread(target=warm, name="mlnb-warm-up", daemon=True)
         self._warming.start()
@@ -644,7 +898,7 @@ class TrackingSession:
     def status(self) -> dict[str, Any]:
         settings = self.settings
         run = self.run
-        outbox = Outbox(settings.outbox_dir)
+        queued = sum(w.queued for w in {id(w.journal): w for w in self._writers.values()}.values())
         return {
             "tracking_uri": settings.tracking_uri,
             "tracking_uri_source": settings.sources.get("tracking_uri"),
@@ -656,28 +910,105 @@ class TrackingSession:
             if self.recorder and self.recorder.notebook_path
             else None,
             "notebook_params": dict(self.notebook_params),
-            "queued": sum(len(w._queue) for w in self._writers.values()),
-            "outbox_pending": len(outbox),
+            "queued": queued,
+            "outbox_pending": pending_entries(settings.journal_dir),
             "offline": any(w.offline for w in self._writers.values()),
         }
 
 
-def _fresh_run_name() -> str:
-    """One of MLflow's run names ("bouncy-cat-123"), drawn without touching the global
-    ``random`` stream: MLflow draws from it, so a notebook that called ``mlnb.seed(42)``
-    would get the same name every time and lose draws from its own seeded stream."""
-    from mlflow.utils.name_utils import _generate_random_name
+def flatten_params(
+    params: Mapping[str, Any], strict: bool, skipped: list[str] | None = None
+) -> dict[str, str]:
+    """Params as MLflow text: a dict becomes one param per key (``params.n_estimators``),
+    nested dicts too; sets become sorted lists. A value that cannot be a param raises
+    (``strict``) or is named in ``skipped``."""
+    out: dict[str, str] = {}
 
-    state = random.getstate()
+    def add(key: str, value: Any, depth: int) -> None:
+        if isinstance(value, Mapping) and value and depth < 5:
+            for sub, inner in value.items():
+                add(f"{key}.{sub}", inner, depth + 1)
+            return
+        if isinstance(value, (set, frozenset)):
+            try:
+                value = sorted(value)
+            except TypeError:
+                value = sorted(value, key=repr)
+        try:
+            name = check_name("param", key)
+        except InvalidValueError:
+            if strict:
+                raise
+            if skipped is not None:
+                skipped.append(key)
+            return
+        text = param_value(name, value, strict=strict)
+        if text is None:
+            if skipped is not None:
+                skipped.append(key)
+            return
+        out[name] = text
+
+    for key, value in params.items():
+        add(str(key) if not isinstance(key, str) else key, value, 0)
+    return out
+
+
+def _hand_off(folder: Path) -> None:
+    """Start a detached process that sends this journal once this process has exited."""
+    import subprocess
+
+    with contextlib.suppress(Exception):
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "handoff.log").open("a", encoding="utf-8") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "mlnb.tracking._handoff", str(os.getpid()), str(folder)],
+                cwd=str(folder.parent.parent),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _say(message: str) -> None:
+    """A line on the terminal of the process (papermill's, for a kernel), at exit."""
+    for stream in (sys.__stderr__, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                print(message, file=stream, flush=True)
+                return
+
+
+def _push_fluent(active: Any) -> None:
+    """Make ``active`` MLflow's fluent active run in this thread (once)."""
     try:
-        random.seed()  # from the OS
-        return str(_generate_random_name())
-    finally:
-        random.setstate(state)
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if not any(r.info.run_id == active.info.run_id for r in stack):
+            stack.append(active)
+    except Exception:  # pragma: no cover - MLflow moved its internals
+        pass
+
+
+def _original(mlflow: Any, name: str) -> Any:
+    """MLflow's own fluent function, under mlnb's patch (see ``_fluent``)."""
+    func = getattr(mlflow, name)
+    return getattr(func, "__mlnb_original__", func)
 
 
 def _pop_fluent_run(run_id: str) -> None:
     """Make MLflow's fluent API forget the run without calling the server again."""
+    if "mlflow.tracking.fluent" not in sys.modules:
+        return  # never imported: nothing to forget (and no import at a kernel's shutdown)
     try:
         from mlflow.environment_variables import MLFLOW_RUN_ID
         from mlflow.tracking import fluent
@@ -709,6 +1040,7 @@ def _warm_model_flavors() -> None:
 
     from mlnb.tracking._models import _FLAVOR_BY_MODULE
 
+    _client.import_mlflow()  # never beside another thread's first import of mlflow
     for top, flavor in _FLAVOR_BY_MODULE.items():
         if _STOP_WARMING.is_set():
             return

@@ -17,6 +17,15 @@ from mlnb.versioning._lineage import lineage, render_lineage
 from mlnb.versioning._registry import VersionRecord
 from mlnb.versioning._remote import TransferResult, pull, push
 
+
+def rename_run(old: str, new: str) -> int:
+    """Versions and lineage edges recorded under run id ``old`` now name ``new`` (a run the
+    tracking journal created under a local id while the store was unreachable)."""
+    from mlnb.versioning._core import Project
+
+    return Project.current().registry.rename_run(old, new)
+
+
 __all__ = [
     "GcResult",
     "TransferResult",
@@ -28,6 +37,7 @@ __all__ = [
     "pull",
     "push",
     "record_model",
+    "rename_run",
     "render_lineage",
     "version",
     "versions",

@@ -146,6 +146,17 @@ class Registry:
                 (run_id, name, digest, role, time.time()),
             )
 
+    def rename_run(self, old: str, new: str) -> int:
+        """A run recorded under the journal's local id got its MLflow id: follow it."""
+        if not self.path.exists():
+            return 0
+        with self._conn() as conn:
+            changed = conn.execute("UPDATE versions SET run_id = ? WHERE run_id = ?", (new, old))
+            moved = conn.execute(
+                "UPDATE OR IGNORE edges SET run_id = ? WHERE run_id = ?", (new, old)
+            )
+            return int(changed.rowcount + moved.rowcount)
+
     def update_meta(self, name: str, digest: str, **meta: Any) -> None:
         record = self.get(name, digest)
         record.meta.update(meta)

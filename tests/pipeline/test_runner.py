@@ -365,3 +365,27 @@ def test_kernels_on_demand_and_an_unknown_kernel(project: Path) -> None:
     steps = caught.value.result.steps
     assert steps["a"].status == "ok" and not steps["a"].warm_kernel
     assert (flow / "a.txt").read_text() == "a"
+
+
+def test_a_dotted_override_sets_one_key_of_a_dict_param_and_mlflow_calls_land_in_the_step(
+    project: Path,
+) -> None:
+    from mlnb.pipeline import parse_overrides
+
+    flow = project / "flow"
+    _notebook(
+        flow / "train.ipynb",
+        "params = {'n_estimators': 100, 'max_depth': 3}",
+        "import mlflow\nmlflow.log_metric('trees', params['n_estimators'])",
+    )
+    spec = _write(project, "name: dotted\nsteps:\n  - name: train\n    notebook: train.ipynb\n")
+    result = run_pipeline(spec, parse_overrides(["train.params.n_estimators=50"]))
+    assert result.ok, result.steps
+    client = MlflowClient(get_settings().tracking_uri)
+    step = client.get_run(result.steps["train"].run_id)
+    assert step.data.params == {"params.n_estimators": "50", "params.max_depth": "3"}
+    assert step.data.metrics == {"trees": 50.0}  # MLflow's own call, in the step's run
+    default = client.get_experiment_by_name("Default")
+    assert default is None or not client.search_runs([default.experiment_id])
+    with pytest.raises(PipelineError, match=r"'max_depth' is not a dict parameter|not a dict"):
+        run_pipeline(spec, parse_overrides(["train.params.max_depth.x=1"]))

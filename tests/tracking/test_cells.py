@@ -129,7 +129,7 @@ def test_snapshot_has_the_live_sources_not_the_saved_ones(tmp_path: Path) -> Non
     _run(recorder, "y = lr * 2", "c3")
     _run(recorder, "y = lr * 100  # edited, not saved", "c3")
     _run(recorder, "scratch = 1", "new-cell")
-    nb = recorder.snapshot()
+    nb = nbformat.from_dict(recorder.snapshot())
     nbformat.validate(nb)
     sources = [c.source for c in nb.cells]
     assert "y = lr * 100  # edited, not saved" in sources
@@ -143,7 +143,7 @@ def test_snapshot_without_a_file_is_the_executed_cells() -> None:
     recorder = CellRecorder()
     _run(recorder, "a = 1")
     _run(recorder, "b = a + 1")
-    nb = recorder.snapshot()
+    nb = nbformat.from_dict(recorder.snapshot())
     nbformat.validate(nb)
     assert [c.source for c in nb.cells] == ["a = 1", "b = a + 1"]
 

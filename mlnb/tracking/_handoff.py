@@ -1,0 +1,56 @@
+"""Finish sending a kernel's journal after the kernel is gone: ``python -m
+mlnb.tracking._handoff PID FOLDER``.
+
+A kernel has about 2.5 s between the shutdown request and jupyter_client's SIGTERM. What it
+could not send by then (a first run that waits for MLflow's import and a new store, a slow
+or hung server) is already durable in its journal segment; this detached process waits for
+the kernel to exit (which frees the segment's lease), then replays the segment exactly as
+the next mlnb command would, retrying an unreachable store for a few minutes. Whatever is
+still left after that waits for ``mlnb sync``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+RETRY_FOR = 300.0  # seconds an unreachable store is retried
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in {"Z", "X"}
+
+
+def main(argv: list[str]) -> int:
+    pid, folder = int(argv[0]), Path(argv[1])
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from mlnb.tracking._writer import recover_dead
+
+    give_up = time.monotonic() + RETRY_FOR
+    pause = 0.5
+    while True:
+        result = recover_dead(folder, force=True)
+        if result.error is None or time.monotonic() > give_up:
+            return 0 if result.error is None else 3
+        time.sleep(pause)
+        pause = min(pause * 2, 15.0)
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a detached process
+    sys.exit(main(sys.argv[1:]))
