@@ -19,6 +19,7 @@ from benchmarks._common import print_table, row, run_module
 BENCHMARKS = (
     "cell_overhead",
     "log_metric",
+    "journal",
     "log_model",
     "versioning",
     "serving",

@@ -61,16 +61,27 @@ def reset_tracking() -> None:
     from mlnb import config
     from mlnb.tracking import _client, _session
 
+    from mlnb.tracking import _writer
+
     current = _session._SESSION
     if current is not None:
         atexit.unregister(current.at_exit)
+        current._idle_wake.set()
         for writer in current._writers.values():
             writer.flush(timeout=10)
+        _writer._created_hooks.clear()
+    for journal in list(_writer._journals.values()):
+        if journal.flush(timeout=10):
+            journal.close()
+    _writer._journals.clear()
+    _writer._recovered.clear()
     _session._SESSION = None
     for key in _MLNB_SET_KEYS:
         os.environ.pop(key, None)
     config.reset_settings()
     _client._configured.clear()
+    _client._clients.clear()
+    _client._checked.clear()
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None:
         while mlflow.active_run() is not None:

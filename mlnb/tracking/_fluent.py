@@ -240,6 +240,7 @@ def _set_experiment(
     **kwargs: Any,
 ) -> Any:
     experiment = original(experiment_name=experiment_name, experiment_id=experiment_id, **kwargs)
+    current.experiment_override = experiment.name
     run = current.run
     if run is None or not run.kernel or run.experiment == experiment.name:
         return experiment

@@ -34,6 +34,10 @@ def _alive(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def _segment_of(folder: Path, pid: int) -> bool:
+    return any(folder.glob(f"*-{pid}-*.jsonl"))
+
+
 def main(argv: list[str]) -> int:
     pid, folder = int(argv[0]), Path(argv[1])
     deadline = time.monotonic() + 60
@@ -46,6 +50,17 @@ def main(argv: list[str]) -> int:
     pause = 0.5
     while True:
         result = recover_dead(folder, force=True)
+        print(
+            f"mlnb handoff for process {pid}: {result.segments} segment(s), {result.sent} "
+            f"sent, {result.killed} killed, {result.remaining} remaining"
+            + (f", error: {result.error}" if result.error is not None else ""),
+            flush=True,
+        )
+        if result.error is None and result.segments == 0 and _segment_of(folder, pid):
+            time.sleep(pause)  # its lease is not free yet: the process is still exiting
+            pause = min(pause * 2, 15.0)
+            if time.monotonic() < give_up:
+                continue
         if result.error is None or time.monotonic() > give_up:
             return 0 if result.error is None else 3
         time.sleep(pause)

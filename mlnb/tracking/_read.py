@@ -98,7 +98,9 @@ def active_experiment() -> str:
     from mlnb.tracking._session import session
 
     current = session()
-    if current.run is not None:
+    if current.run is not None and current.run.experiment:
+        return current.run.experiment
+    if current.run is not None and current.run.experiment_id is not None:
         client, uri = _client_and_uri()
         try:
             return str(client.get_experiment(current.run.experiment_id).name)

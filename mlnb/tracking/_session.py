@@ -166,6 +166,8 @@ class TrackingSession:
         self._idle_watch: threading.Thread | None = None
         self._idle_wake = threading.Event()
         self._finished = False  # the kernel's runs are ended: nothing more at exit
+        #: set by the notebook's own mlflow.set_experiment(): where its next runs go
+        self.experiment_override: str | None = None
         _created_hooks.append(self._on_created)
 
     # -- plumbing --------------------------------------------------------------------
@@ -255,7 +257,12 @@ class TrackingSession:
                 name = None
                 location = None
                 if experiment_id is None:
-                    name = experiment_name or settings.experiment or self._default_experiment()
+                    name = (
+                        experiment_name
+                        or self.experiment_override
+                        or settings.experiment
+                        or self._default_experiment()
+                    )
                     if not settings.is_remote and settings.artifact_root is not None:
                         from mlnb._text import slug
 
