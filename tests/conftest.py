@@ -59,9 +59,7 @@ def run_mlnb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
 def reset_tracking() -> None:
     """Forget every piece of process-wide tracking state (session, settings, MLflow's)."""
     from mlnb import config
-    from mlnb.tracking import _client, _session
-
-    from mlnb.tracking import _writer
+    from mlnb.tracking import _client, _session, _writer
 
     current = _session._SESSION
     if current is not None:

@@ -311,6 +311,8 @@ class Journal:
         self.offline = False
         self.offline_error: BaseException | None = None
         self._sending = threading.Event()  # set while a send is under way
+        self._retry_now = threading.Event()
+        self._attempts = 0  # failed attempts while offline
         self.rejected: list[str] = []
         self.unsent = 0  # entries committed and not yet sent
         self._threads: list[threading.Thread] = []
@@ -363,14 +365,18 @@ class Journal:
         self._queue.append(marker)
         self._wake.set()
         deadline = None if timeout is None else self.clock() + timeout
+        tried = -1
         while not marker.committed.wait(0.05):
             if not self._threads[0].is_alive():  # pragma: no cover - interpreter teardown
                 return False
         if not wait_sent:
             return marker.sent.is_set()
+        if self.offline:  # try the store again now rather than after the back-off
+            tried = self._attempts
+            self._retry_now.set()
         while not marker.sent.is_set():
-            if self.offline and not self._sending.is_set():
-                return False
+            if self.offline and not self._sending.is_set() and self._attempts > tried:
+                return False  # tried again since this flush began: still unreachable
             if deadline is not None and self.clock() >= deadline:
                 return False
             marker.sent.wait(0.02)
@@ -493,7 +499,9 @@ class Journal:
                 self._sending.clear()
                 if self.classify(exc) == "retry":
                     self._went_offline(exc)
-                    self.sleep(backoff)
+                    self._attempts += 1
+                    self._retry_now.wait(backoff)  # a flush asks for an attempt now
+                    self._retry_now.clear()
                     backoff = min(backoff * 2, 5.0)
                     continue
                 self.rejected.append(f"{item['op']}: {exc}")

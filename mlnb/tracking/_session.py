@@ -168,6 +168,7 @@ class TrackingSession:
         self._finished = False  # the kernel's runs are ended: nothing more at exit
         #: set by the notebook's own mlflow.set_experiment(): where its next runs go
         self.experiment_override: str | None = None
+        self._idle_timeout: float | None = None
         _created_hooks.append(self._on_created)
 
     # -- plumbing --------------------------------------------------------------------
@@ -649,7 +650,11 @@ class TrackingSession:
 
     def _end_if_idle(self, start_next: bool) -> bool:
         run = self.run
-        idle = self.settings.idle_timeout
+        if run is None or self.last_activity is None:
+            return False
+        if self._idle_timeout is None:  # read once: settings cost ~0.1 ms, this runs per cell
+            self._idle_timeout = self.settings.idle_timeout
+        idle = self._idle_timeout
         if (
             run is None
             or not run.kernel
