@@ -268,7 +268,10 @@ def pin_reads(
 
 
 def _outside_error(outside: list[Read], root: Path) -> NotebookError:
-    shown = "; ".join(f"{r.path} (read by {r.cell})" for r in outside[:5])
+    shown = "; ".join(
+        f"{r.path} (read by {r.cell}{'' if r.given == r.path else f' as {r.given!r}'})"
+        for r in outside[:5]
+    )
     more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
     name = Path(outside[0].path).name
     return NotebookError(
