@@ -361,6 +361,7 @@ def build_service(
         "code": "service.py",
         "models": models,
         "workdir": inputs["workdir"],
+        "sys_path": inputs["sys_path"],
         "files": inputs["files"],
         "versions": inputs["versions"],
         "endpoints": endpoints,

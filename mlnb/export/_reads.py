@@ -29,7 +29,9 @@ fix.
 every pinned copy against its hash, then runs in ``files/<the notebook's folder from the
 project root>`` (``workdir`` in the metadata, also first on ``sys.path``), so the relative
 paths of the cells name the pinned copies wherever the folder is copied, and
-``mlnb.load_version(ref)`` returns the pinned version. A path spelled absolute cannot follow
+``mlnb.load_version(ref)`` returns the pinned version. Project modules the cells import are
+pinned too (also when this process had imported them already, which reads nothing), and the
+folders they import from go on the service's ``sys.path``. A path spelled absolute cannot follow
 the folder: a string literal naming the project by its absolute path is refused at export.
 Reads this cannot see (by C code through a computed path, in a subprocess) are caught by the
 export check itself, which runs the service from a copy outside the project.
@@ -229,12 +231,14 @@ def pin_reads(
     trace: ReadTrace, folder: Path, root: Path, cwd: Path, ignore: list[Path]
 ) -> dict[str, Any]:
     """Copy what ``trace`` saw into ``folder`` (``files/``, ``versions/``) and describe it for
-    ``mlnb-service.json``: ``{"workdir", "files", "versions"}`` (empty lists when nothing
-    was read). Raises NotebookError naming the files that live outside the project."""
+    ``mlnb-service.json``: ``{"workdir", "sys_path", "files", "versions"}`` (None and empty
+    lists when nothing was read). Raises NotebookError naming the files that live outside
+    the project."""
     from mlnb.versioning._hashing import hash_file
 
     root_text = str(root)
     prefixes = _ignored_prefixes(root_text, [str(p) for p in ignore])
+    bases = _project_modules(trace, root_text, prefixes)
     inside: list[Read] = []
     outside: list[Read] = []
     for read in trace.reads.values():
@@ -262,9 +266,35 @@ def pin_reads(
     workdir = FILES_DIR
     if _under(str(cwd), root_text) and cwd != root:
         workdir = f"{FILES_DIR}/{Path(os.path.relpath(cwd, root_text)).as_posix()}"
-    if files:
-        (folder / workdir).mkdir(parents=True, exist_ok=True)
-    return {"workdir": workdir if files else None, "files": files, "versions": versions}
+    if not files:
+        return {"workdir": None, "sys_path": [], "files": [], "versions": versions}
+    (folder / workdir).mkdir(parents=True, exist_ok=True)
+    imports = [f"{FILES_DIR}/{Path(os.path.relpath(b, root_text)).as_posix()}" for b in bases]
+    sys_path = [workdir, *(p.removesuffix("/.") for p in sorted(imports) if p != workdir)]
+    return {"workdir": workdir, "sys_path": sys_path, "files": files, "versions": versions}
+
+
+def _project_modules(trace: ReadTrace, root: str, prefixes: list[str]) -> set[str]:
+    """Modules of the project loaded in this process count as read (importing one again
+    opens nothing); returns the folders they import from (``src`` for ``src/pkg/mod.py``)."""
+    bases: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or name in ("__main__", "mlnb_export_check"):
+            continue
+        path = os.path.abspath(file)
+        if not _under(path, root) or _is_ignored(path, root, prefixes):
+            continue
+        if not os.path.isfile(path):
+            continue
+        trace.reads.setdefault(path, Read(path, file, f"import {name}"))
+        base = os.path.dirname(path)
+        package = os.path.basename(path).startswith("__init__.")
+        for _ in range(name.count(".") + (1 if package else 0)):
+            base = os.path.dirname(base)
+        if _under(base, root):
+            bases.add(base)
+    return bases
 
 
 def _outside_error(outside: list[Read], root: Path) -> NotebookError:

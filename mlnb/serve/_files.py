@@ -8,8 +8,9 @@ start-up, before ``service.py`` runs:
 * every pinned copy is checked against its hash; a missing or changed one stops the service,
   naming it (export again to refresh it);
 * the process moves into ``workdir`` (``files/<the notebook's folder from the project
-  root>``), which also goes first on ``sys.path``: the notebook's relative paths name the
-  pinned copies and its project modules import, with nothing of its code rewritten. The
+  root>``), which goes first on ``sys.path`` with the folders of ``sys_path`` (where the
+  pinned project modules import from): the notebook's relative paths name the pinned copies
+  and its project modules import, with nothing of its code rewritten. The
   working folder is process-wide: ``create_app`` on such a folder changes it for the whole
   process, as ``mlnb serve`` does;
 * ``mlnb.load_version(ref)`` returns the version pinned for ``ref`` instead of asking the
@@ -73,5 +74,7 @@ def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
         raise ServiceError(
             f"cannot enter the service's working folder {path} ({exc.strerror}); {_FIX}."
         ) from exc
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+    for entry in reversed(metadata.get("sys_path") or [workdir]):
+        where = str(folder / entry)
+        if where not in sys.path:
+            sys.path.insert(0, where)

@@ -30,7 +30,10 @@ TRAIN = (
     "mlnb.version({'prefix': 'iris-'}, name='naming', run=False)"
 )
 EXPORTED = (
-    code("import joblib\nimport mlnb\nimport pandas as pd", "mlnb:export"),
+    code(
+        "import joblib\nimport mlnb\nimport pandas as pd\nfrom helpers import label",
+        "mlnb:export",
+    ),
     code(
         "model = joblib.load('../models/forest.joblib')\n"
         "species = pd.read_csv('../data/species.csv').set_index('code')['name']\n"
@@ -39,7 +42,7 @@ EXPORTED = (
     ),
     code(
         "def predict(df: pd.DataFrame) -> list[str]:\n"
-        "    return [naming['prefix'] + species[c] for c in model.predict(df)]",
+        "    return [label(naming['prefix'], species[c]) for c in model.predict(df)]",
         "mlnb:export",
     ),
     code(
@@ -73,6 +76,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
     with project_at(tmp_path_factory.mktemp("pinned") / "project") as root:
         _write_species(root)
         (root / "notebooks").mkdir()
+        (root / "notebooks" / "helpers.py").write_text(
+            "def label(prefix: str, name: str) -> str:\n    return prefix + name\n"
+        )
         notebook = write_notebook(
             root / "notebooks" / "forest.ipynb",
             code("n_estimators = 5", "parameters"),
@@ -100,14 +106,16 @@ def test_the_files_and_versions_read_are_pinned_by_hash(exported: Exported) -> N
     from mlnb.versioning._hashing import hash_file
 
     meta = json.loads((exported.folder / "mlnb-service.json").read_text())
-    assert meta["workdir"] == "files/notebooks"
+    assert meta["workdir"] == "files/notebooks" and meta["sys_path"] == ["files/notebooks"]
     files = {f["source"]: f for f in meta["files"]}
-    assert sorted(files) == ["data/species.csv", "models/forest.joblib"]
+    assert sorted(files) == ["data/species.csv", "models/forest.joblib", "notebooks/helpers.py"]
     for source, item in files.items():
         pinned = exported.folder / item["path"]
         assert item["path"] == f"files/{source}"
         assert pinned.read_bytes() == (exported.root / source).read_bytes()
-        assert item["hash"] == hash_file(pinned) and item["read_by"].startswith("cell 5 ")
+        assert item["hash"] == hash_file(pinned)
+        cell = "cell 4 " if source.endswith(".py") else "cell 5 "  # the import, the loads
+        assert item["read_by"].startswith(cell)
     (version,) = meta["versions"]
     assert (version["ref"], version["resolved"], version["kind"]) == (
         "naming",
@@ -117,6 +125,16 @@ def test_the_files_and_versions_read_are_pinned_by_hash(exported: Exported) -> N
     assert json.loads((exported.folder / version["path"]).read_text()) == {"prefix": "iris-"}
     code_text = (exported.folder / "service.py").read_text()
     assert "joblib.load('../models/forest.joblib')" in code_text  # the user's code, unchanged
+
+
+def test_a_module_this_process_imported_already_is_pinned_too(exported: Exported) -> None:
+    assert "helpers" in sys.modules  # from the first export: importing it again reads nothing
+    notebook = exported.root / "notebooks" / "forest.ipynb"
+    again = export_notebook(notebook, exported.root / "build" / "again", verify=False)
+    files = {f["source"]: f["read_by"] for f in again.metadata["files"]}
+    assert files["notebooks/helpers.py"] == "import helpers"
+    assert again.metadata["sys_path"] == ["files/notebooks"]
+    shutil.rmtree(exported.root / "build" / "again")
 
 
 def test_a_copy_elsewhere_serves_without_the_project(
