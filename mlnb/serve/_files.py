@@ -68,7 +68,8 @@ def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
         return
     path = folder / workdir
     try:
-        path.mkdir(parents=True, exist_ok=True)  # a folder of no pinned file may be absent
+        if not path.is_dir():  # holds no pinned file itself: git, for one, drops it
+            path.mkdir(parents=True)
         os.chdir(path)
     except OSError as exc:
         raise ServiceError(
