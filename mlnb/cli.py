@@ -176,6 +176,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"exported {args.notebook} to {result.folder}")
     for model in meta["models"]:
         print(f"  model     {model['resolved']}  pinned as {model['path']} ({model['hash'][:12]})")
+    for item in meta.get("files") or []:
+        print(f"  file      {item['source']}  pinned as {item['path']} ({item['hash'][:12]})")
+    for item in meta.get("versions") or []:
+        print(f"  version   {item['resolved']}  pinned as {item['path']} ({item['hash'][:12]})")
     for endpoint in meta["endpoints"]:
         kind, function = endpoint["kind"], endpoint["function"]
         print(f"  endpoint  POST {endpoint['path']}  ({kind}, from {function})")

@@ -64,9 +64,9 @@ SERVE_CELLS = (
 
 
 @contextlib.contextmanager
-def registered_project(root: Path) -> Iterator[Path]:
-    """A project at ``root`` (the working directory meanwhile) whose registry holds the
-    example model ``bc``: for module-scoped fixtures, so the model is trained once."""
+def project_at(root: Path) -> Iterator[Path]:
+    """An empty project at ``root`` (the working directory meanwhile), for module-scoped
+    fixtures."""
     import pytest
 
     from tests.conftest import _ENV_KEYS, reset_tracking
@@ -77,11 +77,19 @@ def registered_project(root: Path) -> Iterator[Path]:
             mp.delenv(key, raising=False)
         mp.chdir(root)
         reset_tracking()
-        register_model()
         try:
             yield root
         finally:
             reset_tracking()
+
+
+@contextlib.contextmanager
+def registered_project(root: Path) -> Iterator[Path]:
+    """A project at ``root`` (the working directory meanwhile) whose registry holds the
+    example model ``bc``: for module-scoped fixtures, so the model is trained once."""
+    with project_at(root):
+        register_model()
+        yield root
 
 
 def register_model() -> None:

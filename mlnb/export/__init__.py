@@ -1,5 +1,6 @@
 """``mlnb export``: the cells of a notebook tagged ``mlnb:export`` become a typed FastAPI
-service folder, with its models pinned by content hash, verified before it is written."""
+service folder, with its models and the files and data versions they read pinned by content
+hash (``_reads``), verified from a copy outside the project before it is written."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Writing the service folder: pinned models, service.py, metadata, requirements, Dockerfile."""
+"""Writing the service folder: pinned models, the files and data versions the exported cells
+read (``_reads``), service.py, metadata, requirements, Dockerfile."""
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.metadata
 import json
 import platform
@@ -19,6 +21,7 @@ from mlnb._text import first_line, slug
 from mlnb._version import __version__
 from mlnb.exceptions import NotebookError
 from mlnb.export._plan import EXAMPLE_TAG, ExportPlan
+from mlnb.export._reads import ReadTrace, check_folder, pin_reads, scan_literals
 
 __all__ = ["build_service"]
 
@@ -51,9 +54,10 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
 
 
 def _evaluate(
-    plan: ExportPlan, folder: Path, models: list[dict[str, Any]]
+    plan: ExportPlan, folder: Path, models: list[dict[str, Any]], trace: ReadTrace | None = None
 ) -> tuple[dict[str, Any], Any]:
-    """Run the exported cells (models from the pinned copies) and the example cell."""
+    """Run the exported cells (models from the pinned copies; in the notebook's folder, what
+    they read recorded by ``trace``) and the example cell."""
     from mlnb.tracking import _models
 
     before = dict(_models.PINNED)
@@ -63,15 +67,18 @@ def _evaluate(
     namespace["__name__"] = "mlnb_export_check"
     sys.modules["mlnb_export_check"] = module
     try:
-        for cell in plan.exported:
-            try:
-                exec(compile(cell.source, f"<{cell.label}>", "exec"), namespace)
-            except Exception as exc:
-                raise NotebookError(
-                    f"{cell.label} (tagged mlnb:export) failed when run on its own: "
-                    f"{type(exc).__name__}: {exc}. The service runs only exported cells, in "
-                    "notebook order; tag what it needs."
-                ) from exc
+        with check_folder(plan.path.resolve().parent), trace or contextlib.nullcontext():
+            for cell in plan.exported:
+                if trace is not None:
+                    trace.cell = cell.label
+                try:
+                    exec(compile(cell.source, f"<{cell.label}>", "exec"), namespace)
+                except Exception as exc:
+                    raise NotebookError(
+                        f"{cell.label} (tagged mlnb:export) failed when run on its own: "
+                        f"{type(exc).__name__}: {exc}. The service runs only exported cells, "
+                        "in notebook order; tag what it needs."
+                    ) from exc
         examples: dict[str, Any] = {}
         if plan.example is not None:
             scope = dict(namespace)
@@ -157,6 +164,44 @@ def describe_endpoints(
     return described, example_doc
 
 
+def call_examples(
+    plan: ExportPlan, namespace: dict[str, Any], endpoints: list[dict[str, Any]], trace: ReadTrace
+) -> None:
+    """Answer each endpoint's example here, traced, so files read at request time are pinned
+    too. A failure is left for the service check to report, with the service's log."""
+    from mlnb.serve._runners import frame_runner, typed_runner
+    from mlnb.serve._schemas import shape_of
+    from mlnb.serve._service import collect_endpoints
+
+    functions = {e.path: e.function for e in collect_endpoints(namespace)}
+    with check_folder(plan.path.resolve().parent), trace:
+        for item in endpoints:
+            example, function = item["example"], functions[item["path"]]
+            if not example:
+                continue
+            trace.cell = f"{item['function']}() answering the example"
+            try:
+                if item["kind"] == "dataframe":
+                    columns = [c["name"] for c in item["schema"]["columns"]]
+                    frame_runner(function, columns)([dict(r) for r in example["records"]])
+                else:
+                    shape = shape_of(function, namespace, example["value"], None)
+                    typed_runner(function, shape)(shape.request.validate_python(example["value"]))
+            except Exception:
+                continue  # the service check reports it, with its log
+
+
+def pin_inputs(plan: ExportPlan, folder: Path, trace: ReadTrace) -> dict[str, Any]:
+    """The files and versions the exported cells read, copied into ``folder`` by hash."""
+    from mlnb.config import get_settings
+
+    settings = get_settings()
+    cwd = plan.path.resolve().parent
+    cells = [(c.label, c.source) for c in plan.exported]
+    scan_literals(cells, trace, str(settings.root), str(cwd))
+    return pin_reads(trace, folder, settings.root, cwd, [folder.resolve(), settings.home])
+
+
 def requirements(code: str, models: list[dict[str, Any]], folder: Path) -> list[str]:
     """Pinned versions of what the code imports and what the models need."""
     modules: set[str] = set()
@@ -194,7 +239,8 @@ def requirements(code: str, models: list[dict[str, Any]], folder: Path) -> list[
 
 
 DOCKERFILE = """\
-# Built by mlnb export. The model is pinned by hash in ./model and checked at start-up.
+# Built by mlnb export. The models (./model), the files the exported cells read (./files)
+# and the data versions they load (./versions) are pinned by hash and checked at start-up.
 FROM python:{python}-slim
 WORKDIR /service
 COPY requirements.txt .
@@ -279,8 +325,11 @@ def build_service(
         Profile.load(profile)  # a wrong --profile fails before the slow steps
     folder.mkdir(parents=True, exist_ok=True)
     models = pin_models(plan, folder)
-    namespace, examples = _evaluate(plan, folder, models)
+    trace = ReadTrace()
+    namespace, examples = _evaluate(plan, folder, models, trace)
     endpoints, example_doc = describe_endpoints(namespace, examples)
+    call_examples(plan, namespace, endpoints, trace)
+    inputs = pin_inputs(plan, folder, trace)
     code = service_code(plan)
     (folder / "service.py").write_text(code, encoding="utf-8")
     reqs = requirements(plan.code, models, folder)
@@ -311,6 +360,10 @@ def build_service(
         "example_cell": plan.example.cell_id if plan.example else None,
         "code": "service.py",
         "models": models,
+        "workdir": inputs["workdir"],
+        "sys_path": inputs["sys_path"],
+        "files": inputs["files"],
+        "versions": inputs["versions"],
         "endpoints": endpoints,
         "example": example_doc,
         "requirements": reqs,

@@ -1,11 +1,16 @@
 """Proving an export: the service answers the example in a fresh process, and (``--parity``)
-answers exactly as the notebook's own ``predict(example)``."""
+answers exactly as the notebook's own ``predict(example)``.
+
+The service is started from a copy of its folder in a temporary folder outside the project,
+in that folder and without ``MLNB_PROJECT_ROOT``: it finds nothing of the project but what was
+pinned into it, as it will once copied elsewhere or built into its Docker image."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,13 +42,39 @@ def _post(url: str, body: bytes, timeout: float = 60) -> tuple[int, Any]:
 
 
 def run_example(folder: Path, metadata: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
-    """Start ``mlnb serve folder`` on a free port, send the example to every endpoint and
-    return their answers; raise with the service's log when anything is off."""
+    """Start ``mlnb serve`` on a copy of ``folder`` outside the project, on a free port, send
+    the example to every endpoint and return their answers; raise with the service's log
+    when anything is off."""
+    with tempfile.TemporaryDirectory(prefix="mlnb-check-") as place:
+        copy = Path(place) / "service"
+        shutil.copytree(folder, copy, symlinks=True)
+        return _run_copy(copy, metadata, timeout)
+
+
+_MISSING = ("FileNotFoundError", "No such file", "ModuleNotFoundError", "no versions of")
+
+
+def _hint(metadata: dict[str, Any]) -> str:
+    pinned = [f["source"] for f in metadata.get("files") or []]
+    pinned += [v["ref"] for v in metadata.get("versions") or []]
+    listing = ", ".join(pinned[:8]) + (" ..." if len(pinned) > 8 else "") if pinned else "none"
+    return (
+        "The check runs the service from a copy of its folder outside the project, where it "
+        f"has only what was pinned (files and versions: {listing}). A file it cannot find was "
+        "read where the export check does not see it (by a C library through a path built at "
+        "run time, in a subprocess, or from MLflow's store directly): name it by a literal "
+        "path relative to the notebook (e.g. pd.read_parquet('data/x.parquet')), or version "
+        "it and read it with mlnb.load_version(NAME); load models with "
+        "mlnb.load_model('models:/NAME/VERSION')."
+    )
+
+
+def _run_copy(folder: Path, metadata: dict[str, Any], timeout: float) -> dict[str, Any]:
     port = free_port()
     log_path = Path(tempfile.mkstemp(prefix="mlnb-verify-", suffix=".log")[1])
     env = {**os.environ, "MLNB_LOG_LEVEL": "WARNING"}
-    env.pop("MLNB_API_KEY", None)
-    env.pop("MLNB_CHALLENGER", None)
+    for key in ("MLNB_API_KEY", "MLNB_CHALLENGER", "MLNB_PROJECT_ROOT", "MLNB_AUDIT_DIR"):
+        env.pop(key, None)
     # the check answers with the pinned model and leaves no audit log in the folder
     env.update(MLNB_AUDIT="off", MLNB_FOLLOW="off", MLNB_DRIFT="off", MLNB_RESOURCES="off")
     with log_path.open("wb") as log:
@@ -52,13 +83,17 @@ def run_example(folder: Path, metadata: dict[str, Any], timeout: float = 120) ->
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=folder.parent,
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
 
     def fail(message: str) -> NotebookError:
-        tail = log_path.read_text(errors="replace")[-2000:]
-        return NotebookError(f"{message}\n--- service log ---\n{tail}")
+        text = log_path.read_text(errors="replace")
+        tail = text[-2000:]
+        missing = any(m in text for m in _MISSING) or any(m in message for m in _MISSING)
+        hint = f"\n{_hint(metadata)}" if missing else ""
+        return NotebookError(f"{message}{hint}\n--- service log ---\n{tail}")
 
     try:
         deadline = time.monotonic() + timeout

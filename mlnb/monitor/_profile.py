@@ -41,8 +41,9 @@ class FeatureProfile:
     in each bin ``bin_fractions`` (bins are ``[e0, e1], (e1, e2], ...``). Categories have
     ``categories``: the share of each value (as text) among the non-missing values, the
     :data:`DEFAULT_TOP_K` most frequent kept and the rest pooled under ``"__other__"``.
-    ``default`` fills a missing value: the one given to :func:`profile`, else the median
-    (rounded for integer columns) or the most frequent value.
+    ``default`` fills a missing value: the one given to :func:`profile` (then
+    ``default_declared`` is true), else the median (rounded for integer columns) or the most
+    frequent value.
     """
 
     name: str
@@ -61,6 +62,7 @@ class FeatureProfile:
     categories: dict[str, float] = field(default_factory=dict)
     most_frequent: Any = None
     default: Any = None
+    default_declared: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -300,6 +302,7 @@ def _feature(
         feature.default = most_frequent
     if name in defaults:
         feature.default = _plain(defaults[name])
+        feature.default_declared = True
     return feature
 
 

@@ -3,9 +3,12 @@
 The profile is the file named by ``"profile"`` in ``mlnb-service.json`` (written by
 ``mlnb export`` from ``mlnb.profile(X_train, ...)``), relative to the service folder.
 
-* Defaults: a profiled feature may be left out of a record (or sent as null); it is filled
-  from ``Profile.defaults()`` before the model sees it and the answer lists it under
-  ``filled_fields``.
+* Defaults: whether a field may be left out of a record (or sent as null) comes from the
+  profile, not from the notebook's example (:class:`Quality`). A feature with a default
+  declared in ``mlnb.profile(defaults=...)`` is filled with it; a feature the training data
+  had missing values in reaches the model as missing, as in training; any other profiled
+  feature is filled with its median or most frequent value. A filled feature is listed under
+  ``filled_fields`` in the answer. A column the profile does not cover stays required.
 * Range: values far outside the training range (``Profile.out_of_range``) are answered
   normally but flagged under ``out_of_range`` and counted in ``mlnb_out_of_range_total``.
 * Drift: a rolling window of the last ``MLNB_DRIFT_WINDOW`` inputs per feature; a background
@@ -24,12 +27,14 @@ import os
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mlnb.serve._env import env_number
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
+from mlnb.serve._schemas import FieldRules, column_zone, normalise_datetime
 
 __all__ = ["DriftMonitor", "Quality", "load_profile"]
 
@@ -55,30 +60,82 @@ def load_profile(folder: Path, metadata: dict[str, Any]) -> tuple[Any, str | Non
         return None, reason
 
 
+def _source(feature: Any) -> str:
+    if feature.kind == "number":
+        return "the training median"
+    return "the most frequent training value"
+
+
+def _typed(value: Any, kind: str | None, dtype: str) -> Any:
+    """A profile's default as the field's type (date-times in the training convention)."""
+    if kind == "datetime" and isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return normalise_datetime(parsed, column_zone(dtype))
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class Quality:
-    """Defaults and range checks for one DataFrame endpoint."""
+    """Defaults and range checks for one DataFrame endpoint (``columns``: its schema's
+    columns, ``{"name", "type", "dtype", ...}``), and which of its fields may be left out:
 
-    def __init__(self, profile: Any, columns: list[str], nullable: set[str]) -> None:
+    * a declared default (``mlnb.profile(defaults=...)``): may be left out or null, filled;
+    * training data with missing values in the feature (``missing_rate > 0``): may be left
+      out or null, and reaches the model as missing, as those training rows did;
+    * any other profiled feature with a default (median, most frequent): may be left out
+      or null, filled.
+    """
+
+    def __init__(self, profile: Any, columns: list[dict[str, Any]]) -> None:
         self.profile = profile
         profiled = set(profile.features)
-        self.features = [c for c in columns if c in profiled]
+        names = [str(c["name"]) for c in columns]
+        self.features = [c for c in names if c in profiled]
         self.mismatch = {
-            "only_in_profile": sorted(profiled - set(columns)),
-            "only_in_requests": [c for c in columns if c not in profiled],
+            "only_in_profile": sorted(profiled - set(names)),
+            "only_in_requests": [c for c in names if c not in profiled],
         }
-        defaults = profile.defaults()
-        # a column that may legitimately be null keeps its nulls
-        self.defaults = {
-            c: defaults[c] for c in self.features if c in defaults and c not in nullable
+        types = {str(c["name"]): c.get("type") for c in columns}
+        self.defaults: dict[str, Any] = {}
+        self.missing: dict[str, float] = {}  # passed to the model as missing: training rate
+        self.notes: dict[str, str] = {}
+        for name in self.features:
+            feature = profile.features[name]
+            declared = bool(getattr(feature, "default_declared", False))
+            rate = float(feature.missing_rate or 0.0)
+            if feature.default is not None and (declared or rate == 0):
+                value = _typed(feature.default, types[name], feature.dtype)
+                self.defaults[name] = value
+                source = "the declared default" if declared else _source(feature)
+                self.notes[name] = (
+                    f"May be left out or null: filled with {value!r} ({source}) and listed "
+                    "in filled_fields."
+                )
+            elif rate > 0:
+                self.missing[name] = rate
+                self.notes[name] = (
+                    "May be left out or null: reaches the model as missing, as in "
+                    f"{rate:.1%} of the training rows."
+                )
+        self.datetime_dtypes = {
+            n: profile.features[n].dtype for n in self.features if types[n] == "datetime"
         }
 
     @property
     def optional(self) -> set[str]:
-        return set(self.defaults)
+        return set(self.defaults) | set(self.missing)
+
+    def rules(self) -> FieldRules:
+        """The contract of the endpoint's fields, for its request schema."""
+        return FieldRules(frozenset(self.optional), dict(self.notes), dict(self.datetime_dtypes))
 
     def apply(
         self, records: list[dict[str, Any]]

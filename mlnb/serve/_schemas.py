@@ -1,28 +1,51 @@
 """Request and response shapes of an endpoint, from its type hints or the notebook's example.
 
 A DataFrame endpoint (its parameter is a ``pandas.DataFrame``) takes
-``{"records": [{column: value, ...}, ...]}`` with the columns, types and nullability of the
-example; missing and extra columns, wrong types, NaN and infinities are refused field by
-field. Any other endpoint takes a JSON body shaped by its parameters' type hints (pydantic
-models, TypedDicts, primitives).
+``{"records": [{column: value, ...}, ...]}`` with the columns and types of the example; extra
+columns, wrong types, NaN and infinities are refused field by field. Which fields may be left
+out or null comes from the training profile (:class:`FieldRules`, built by ``_quality``), not
+from the example: the example decides only for columns the profile does not cover (required,
+nullable when the example has a null there).
+
+Date-times (ISO 8601, naive and with offsets mixed in one request) are normalised to the
+training data's convention, as each field's OpenAPI description says: to UTC without zone
+when the training column has no zone (a time without an offset is taken as UTC as it is), to
+the training column's zone when it has one (a time without an offset is taken as UTC). The
+convention is the profile's dtype for a profiled column, else the example's.
+
+Any other endpoint takes a JSON body shaped by its parameters' type hints (pydantic models,
+TypedDicts, primitives).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    with_config,
+)
 from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
     "DataFrameSchema",
     "EndpointShape",
+    "FieldRules",
+    "column_zone",
     "dataframe_schema_from_example",
     "example_records",
+    "normalise_datetime",
     "shape_of",
 ]
 
@@ -123,14 +146,70 @@ class EndpointShape:
     fits_example: bool = False  # the notebook's example is a valid body for this endpoint
 
 
-def _record_type(schema: DataFrameSchema, name: str, optional: frozenset[str]) -> Any:
-    fields: dict[str, Any] = {}
-    for column in schema.columns:
-        kind = _PY_TYPES[column["type"]]
-        if column["name"] in optional:  # filled from the profile when left out
-            fields[column["name"]] = NotRequired[kind | None]  # type: ignore[valid-type]
-            continue
-        fields[column["name"]] = (kind | None) if column["nullable"] else kind
+@dataclass(frozen=True)
+class FieldRules:
+    """What the training profile says of a DataFrame endpoint's fields."""
+
+    optional: frozenset[str] = frozenset()  # may be left out or null
+    notes: Mapping[str, str] = field(default_factory=dict)  # the OpenAPI description
+    datetime_dtypes: Mapping[str, str] = field(default_factory=dict)  # the training dtype
+
+
+def column_zone(dtype: str) -> tzinfo | None:
+    """The time zone of a pandas datetime dtype (``datetime64[ns, UTC]``); None when naive."""
+    import pandas as pd
+
+    try:
+        zone = getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
+    except TypeError:
+        return None
+    return zone if isinstance(zone, tzinfo) else None
+
+
+def normalise_datetime(value: datetime, zone: tzinfo | None) -> datetime:
+    """``value`` in the convention of a column of ``zone``: naive UTC when ``zone`` is None
+    (a naive value is taken as UTC, as it is), else converted to ``zone`` (a naive value is
+    taken as UTC)."""
+    aware = value.utcoffset() is not None
+    if zone is None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if aware else value
+    return (value if aware else value.replace(tzinfo=timezone.utc)).astimezone(zone)
+
+
+def _datetime_note(zone: tzinfo | None) -> str:
+    if zone is None:
+        return (
+            "ISO 8601 date-time. A time with a UTC offset is converted to UTC and passed "
+            "without zone, as the training data's times are; a time without an offset is "
+            "taken as UTC."
+        )
+    return (
+        f"ISO 8601 date-time, converted to {zone} (the training data's zone); a time "
+        "without an offset is taken as UTC."
+    )
+
+
+def _field_type(column: dict[str, Any], rules: FieldRules) -> Any:
+    name = column["name"]
+    kind: Any = _PY_TYPES[column["type"]]
+    notes = []
+    if column["type"] == "datetime":
+        zone = column_zone(rules.datetime_dtypes.get(name, column["dtype"]))
+        kind = Annotated[kind, AfterValidator(functools.partial(normalise_datetime, zone=zone))]
+        notes.append(_datetime_note(zone))
+    if name in rules.optional:
+        notes.append(rules.notes.get(name, "May be left out or null."))
+    elif column["nullable"]:
+        notes.append("May be null.")
+    if name in rules.optional or column["nullable"]:
+        kind = kind | None
+    if notes:
+        kind = Annotated[kind, Field(description=" ".join(notes))]
+    return NotRequired[kind] if name in rules.optional else kind
+
+
+def _record_type(schema: DataFrameSchema, name: str, rules: FieldRules) -> Any:
+    fields = {column["name"]: _field_type(column, rules) for column in schema.columns}
     record = TypedDict(f"{name}Record", fields)  # type: ignore[misc,operator]
     return with_config(ConfigDict(extra="forbid", allow_inf_nan=False, title=f"{name}Record"))(
         record
@@ -138,9 +217,9 @@ def _record_type(schema: DataFrameSchema, name: str, optional: frozenset[str]) -
 
 
 def _dataframe_shape(
-    schema: DataFrameSchema, name: str, example: Any, optional: frozenset[str] = frozenset()
+    schema: DataFrameSchema, name: str, example: Any, rules: FieldRules | None = None
 ) -> EndpointShape:
-    record = _record_type(schema, name, optional)
+    record = _record_type(schema, name, rules or FieldRules())
     request_type = with_config(ConfigDict(extra="forbid", title=f"{name}Request"))(
         TypedDict(f"{name}Request", {"records": list[record]})  # type: ignore[misc,operator,valid-type]
     )
@@ -209,9 +288,10 @@ def shape_of(
     namespace: dict[str, Any],
     example: Any,
     dataframe_schema: dict[str, Any] | None,
-    optional: frozenset[str] = frozenset(),
+    rules: FieldRules | None = None,
 ) -> EndpointShape:
-    """How ``function`` is called over HTTP (raises TypeError with the reason when it can't be)."""
+    """How ``function`` is called over HTTP (raises TypeError with the reason when it can't
+    be); ``rules`` are the training profile's word on a DataFrame endpoint's fields."""
     name = "".join(part.capitalize() for part in function.__name__.split("_")) or "Endpoint"
     signature = inspect.signature(function)
     try:
@@ -234,7 +314,7 @@ def shape_of(
                 f"{function.__name__} takes a DataFrame but there is no mlnb:example cell to "
                 "learn its columns from; add a cell tagged mlnb:example that sets `example`."
             )
-        return _dataframe_shape(schema, name, example, optional)
+        return _dataframe_shape(schema, name, example, rules)
     if untyped and params:
         raise TypeError(
             f"{function.__name__} has no type hints and there is no example: annotate its "

@@ -125,7 +125,8 @@ def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]
 
 
 def load_service(folder: str | Path) -> Service:
-    """Read ``mlnb-service.json``, verify the pinned models and run ``service.py``."""
+    """Read ``mlnb-service.json``, verify the pinned models, files and data versions, enter
+    the service's working folder (``_files``) and run ``service.py``."""
     folder = Path(folder).resolve()
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
@@ -137,9 +138,11 @@ def load_service(folder: str | Path) -> Service:
         metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ServiceError(f"{meta_path} is not valid JSON ({exc}); export again.") from exc
+    from mlnb.serve._files import prepare_inputs
     from mlnb.tracking import _models
 
     _models.PINNED.update(verify_models(folder, metadata.get("models", [])))
+    prepare_inputs(folder, metadata)
     module = load_module(folder, metadata)
     return _service_of(folder, metadata, module)
 

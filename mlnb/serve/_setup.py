@@ -52,9 +52,7 @@ def _plan_endpoint(
     schema = meta.get("schema")
     quality = None
     if runtime.profile is not None and schema is not None:
-        columns = [c["name"] for c in schema["columns"]]
-        nullable = {c["name"] for c in schema["columns"] if c.get("nullable")}
-        quality = Quality(runtime.profile, columns, nullable)
+        quality = Quality(runtime.profile, schema["columns"])
         if not quality.features:
             log.error(
                 "the profile %r shares no column with %s (profile: %s; requests: %s); "
@@ -66,8 +64,8 @@ def _plan_endpoint(
                 ", ".join(quality.mismatch["only_in_requests"][:5]),
             )
             quality = None
-    optional = frozenset(quality.optional) if quality is not None else frozenset()
-    shape = shape_of(endpoint.function, vars(service.module), example_value, schema, optional)
+    rules = quality.rules() if quality is not None else None
+    shape = shape_of(endpoint.function, vars(service.module), example_value, schema, rules)
     batching = False
     if shape.kind == "dataframe":
         run = EndpointPlan(endpoint.path, shape, False).runner_for(endpoint.function)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,21 @@ from mlnb.versioning._hashing import StatCache, fingerprint_dataframe, hash_tree
 from mlnb.versioning._registry import Registry, VersionRecord, check_version_name
 from mlnb.versioning._store import ObjectStore
 
-__all__ = ["GcResult", "Project", "checkout", "gc", "load", "record_model", "version", "versions"]
+__all__ = [
+    "PINNED",
+    "GcResult",
+    "Project",
+    "checkout",
+    "gc",
+    "load",
+    "record_model",
+    "version",
+    "versions",
+]
+
+#: version reference -> ``{"kind", "format", "path"}``: set by an exported service so that the
+#: notebook's own ``mlnb.load_version(ref)`` reads the copy pinned (by hash) at export
+PINNED: dict[str, dict[str, Any]] = {}
 
 CONFIG_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".ini", ".cfg"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
@@ -322,15 +337,18 @@ def checkout(ref: str, output: str | os.PathLike[str] | None = None, force: bool
 
 def load(ref: str) -> Any:
     """A version's content: a DataFrame, a dict/list config, or the path of a restored file
-    or folder (restored into ``.mlnb/checkouts/``)."""
+    or folder (restored into ``.mlnb/checkouts/``). Raises the audit event
+    ``mlnb.load_version`` with ``ref`` (``mlnb export`` pins what the exported cells load);
+    in an exported service, the copy pinned at export is read instead of the project's."""
+    sys.audit("mlnb.load_version", ref)
+    pinned = PINNED.get(ref)
+    if pinned is not None:
+        return _content(pinned["kind"], pinned.get("format"), Path(pinned["path"]))
     project = Project.current()
     record = project.registry.resolve(ref)
-    if record.kind == "dataframe":
-        import pandas as pd
-
-        return pd.read_parquet(project.store.verify(record.object))
-    if record.kind == "config" and record.meta.get("format") == "json":
-        return json.loads(project.store.verify(record.object).read_bytes())
+    fmt = record.meta.get("format")
+    if record.kind == "dataframe" or (record.kind == "config" and fmt == "json"):
+        return _content(record.kind, fmt, project.store.verify(record.object))
     target = (
         project.settings.home
         / "checkouts"
@@ -340,6 +358,18 @@ def load(ref: str) -> Any:
     if not target.exists():
         checkout(ref, target, force=True)
     return target
+
+
+def _content(kind: str, fmt: str | None, path: Path) -> Any:
+    """What :func:`load` returns for an object at ``path``: a DataFrame, a JSON config, or
+    the path itself (a file or folder, and configs in other formats)."""
+    if kind == "dataframe":
+        import pandas as pd
+
+        return pd.read_parquet(path)
+    if kind == "config" and fmt == "json":
+        return json.loads(path.read_bytes())
+    return path
 
 
 def record_model(
