@@ -23,7 +23,7 @@ def test_init_then_status(tmp_path: Path) -> None:
     status = _mlnb(tmp_path / ".mlnb", "status")  # from a subfolder: same root
     assert status.returncode == 0
     assert f"root       {tmp_path}" in status.stdout
-    assert "outbox     0 journaled write(s)" in status.stdout
+    assert "journal    0 write(s) not sent yet" in status.stdout
 
 
 def test_show_prints_what_a_run_recorded(project: Path) -> None:

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mlnb.config import get_settings
+from tests.conftest import settle_journal
 
 CELLS = {
     "load": "%load_ext mlnb",
@@ -78,6 +79,7 @@ def test_interactive_session_is_recorded_with_ids_order_and_live_sources(
         _execute(kc, CELLS[cell_id], cell_id)
     _execute(kc, "score = lr * 100  # edited, not saved\n%mlnb metrics score", "train")
     km.shutdown_kernel()  # graceful: a shutdown request, as JupyterLab sends
+    settle_journal(project)
 
     client = MlflowClient(get_settings().tracking_uri)
     experiment = client.get_experiment_by_name("analysis")

@@ -72,9 +72,9 @@ def test_a_value_that_cannot_be_logged_keeps_the_run(shell: Any) -> None:
     shell.run_line_magic("mlnb", "metrics good")
     with pytest.raises(UsageError, match="metric 'frame' must be a number, got a DataFrame"):
         shell.run_line_magic("mlnb", "metrics frame")
-    run_id = session().run.run_id
+    run = session().run
     shell.run_line_magic("mlnb", "end")
-    assert _client().get_run(run_id).data.metrics == {"good": 0.5}
+    assert _client().get_run(run.run_id).data.metrics == {"good": 0.5}
 
 
 def test_full_session_records_everything(
@@ -151,10 +151,10 @@ def test_parameters_cell_of_the_notebook_file_is_logged(
     _cell(shell, "score = lr * epochs\n%mlnb metrics score", "id2")
     run = session().run
     assert run is not None
-    run_id = run.run_id
     # Re-running the edited parameters cell inside the same run keeps the first value.
     _cell(shell, "lr = 0.5\nepochs = 3", "id1")
     shell.run_line_magic("mlnb", "end")
+    run_id = run.run_id  # the MLflow id: the run exists in the store once ended
     client = _client()
     got = client.get_run(run_id)
     assert got.data.params == {"lr": "0.05", "epochs": "3"}
@@ -164,27 +164,27 @@ def test_parameters_cell_of_the_notebook_file_is_logged(
     assert got.data.tags["mlnb.execution.reexecuted_cells"] == "id1"
     # The next run records the current values.
     _cell(shell, "%mlnb start")
-    second = session().run.run_id
+    second = session().run
     shell.run_line_magic("mlnb", "end")
-    assert client.get_run(second).data.params == {"lr": "0.5", "epochs": "3"}
+    assert client.get_run(second.run_id).data.params == {"lr": "0.5", "epochs": "3"}
 
 
 def test_start_ends_the_active_run_first(shell: Any) -> None:
     shell.run_line_magic("mlnb", "start --name one")
-    first = session().run.run_id
+    first = session().run
     shell.run_line_magic("mlnb", "start --name two")
-    second = session().run.run_id
+    second = session().run
     shell.run_line_magic("mlnb", "end")
     client = _client()
-    assert first != second
-    assert client.get_run(first).info.status == "FINISHED"
-    assert client.get_run(second).info.status == "FINISHED"
+    assert first.run_id != second.run_id
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    assert client.get_run(second.run_id).info.status == "FINISHED"
 
 
 def test_seed_magic(shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
     shell.run_line_magic("mlnb", "seed 11")
     assert "seeded random" in capsys.readouterr().out
     shell.run_line_magic("mlnb", "start")
-    run_id = session().run.run_id
+    run = session().run
     shell.run_line_magic("mlnb", "end")
-    assert _client().get_run(run_id).data.tags["mlnb.seed"] == "11"
+    assert _client().get_run(run.run_id).data.tags["mlnb.seed"] == "11"

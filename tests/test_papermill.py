@@ -172,6 +172,7 @@ def test_papermill_python_api_tracks_the_same_way(project: Path) -> None:
         progress_bar=False,
         cwd=str(project),
     )
+    settle_journal(project)
     runs = _client().search_runs(
         [e.experiment_id for e in _client().search_experiments()],
         filter_string="params.k = '3'",

@@ -101,6 +101,13 @@ def _start_run(
     )
     foreign = [r for r in stack if run is None or r.info.run_id != run.real]
     if run_id is not None or parent_run_id is not None or foreign or (nested and not ours):
+        if run_id is not None and (run is None or run_id != run.real):
+            _say_once(
+                f"resume:{run_id}",
+                f"the notebook resumed MLflow run {run_id} itself; MLflow's calls go there, "
+                "and mlnb's provenance stays in this kernel's run"
+                + (f" {run.run_id}." if run is not None else "."),
+            )
         return original(
             run_id=run_id,
             experiment_id=experiment_id,

@@ -312,6 +312,7 @@ class Journal:
         self.offline_error: BaseException | None = None
         self._sending = threading.Event()  # set while a send is under way
         self._retry_now = threading.Event()
+        self._disk_error: BaseException | None = None
         self._attempts = 0  # failed attempts while offline
         self.rejected: list[str] = []
         self.unsent = 0  # entries committed and not yet sent
@@ -369,6 +370,8 @@ class Journal:
         while not marker.committed.wait(0.05):
             if not self._threads[0].is_alive():  # pragma: no cover - interpreter teardown
                 return False
+            if self._disk_error is not None and (deadline is None or self.clock() >= deadline):
+                return False  # the disk is full: the writes wait in memory (said once)
         if not wait_sent:
             return marker.sent.is_set()
         if self.offline:  # try the store again now rather than after the back-off
@@ -387,9 +390,12 @@ class Journal:
         if not is_local_id(run):
             return run
         deadline = None if timeout is None else self.clock() + timeout
+        tried = self._attempts
+        if self.offline and timeout:
+            self._retry_now.set()  # try the store again now rather than after the back-off
         with self._created:
             while run not in self._ids:
-                if self.offline and not self._sending.is_set():
+                if self.offline and not self._sending.is_set() and self._attempts > tried:
                     return None
                 remaining = None if deadline is None else deadline - self.clock()
                 if remaining is not None and remaining <= 0:
@@ -443,8 +449,16 @@ class Journal:
                 self.sleep(self.commit_interval)
             try:
                 self._commit()
-            except Exception as exc:  # a full disk: keep what is queued, say so once a batch
-                self.warn(f"could not write the tracking journal in {self.folder}: {exc}")
+                if self._disk_error is not None:
+                    self._disk_error = None
+                    self.warn(f"the tracking journal in {self.folder} is writable again.")
+            except Exception as exc:  # a full disk: keep what is queued, say so once
+                if self._disk_error is None:
+                    self.warn(
+                        f"cannot write the tracking journal in {self.folder} ({exc}); the "
+                        "writes are held in memory until it can (free some space there)."
+                    )
+                self._disk_error = exc
                 self.sleep(1.0)
                 self._wake.set()
 

@@ -169,6 +169,7 @@ class TrackingSession:
         #: set by the notebook's own mlflow.set_experiment(): where its next runs go
         self.experiment_override: str | None = None
         self._idle_timeout: float | None = None
+        self._seed_tags: dict[str, str] = {}  # the process's seed: every later run has it
         _created_hooks.append(self._on_created)
 
     # -- plumbing --------------------------------------------------------------------
@@ -270,6 +271,7 @@ class TrackingSession:
                         location = (settings.artifact_root / slug(name, "experiment")).as_uri()
                 all_tags = {
                     **self._context_tags(settings),
+                    **self._seed_tags,
                     **self.pending_tags,
                     **{k: str(v) for k, v in (tags or {}).items()},
                 }
@@ -328,6 +330,8 @@ class TrackingSession:
         """The kernel's own run, started by ``%load_ext mlnb`` without waiting for the
         tracking store: experiment, run, params and early provenance are journaled now."""
         self.kernel_mode = True
+        if self.run is not None and self.run.kernel:
+            self.discard_empty_kernel_run()  # loaded again: the run takes the new context
         if self.run is None:
             self.start_run(wait=False, kernel=True)
         self._watch_idle()
@@ -899,6 +903,7 @@ class TrackingSession:
             tf.random.set_seed(value)
             seeded.append("tensorflow")
         tags = {"mlnb.seed": str(value), "mlnb.seed.libraries": ",".join(seeded)}
+        self._seed_tags = tags
         if self.run is not None:
             for key, text in tags.items():
                 self._tag(key, text)

@@ -216,7 +216,7 @@ def _timed_papermill(project: Path, env: dict[str, str]) -> tuple[int, str, floa
 def test_a_hung_tracking_server_loses_nothing_and_the_notebook_finishes(
     fresh: Path, server: MlflowServer
 ) -> None:
-    os.killpg(server.process.pid, signal.SIGSTOP)
+    os.killpg(server._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
     try:
         code, err, _elapsed = _timed_papermill(fresh, _server_env(server))
         assert code == 0, err
@@ -224,7 +224,7 @@ def test_a_hung_tracking_server_loses_nothing_and_the_notebook_finishes(
         assert "not sent yet" in err  # said on papermill's terminal, not lost in silence
         assert list((fresh / ".mlnb" / "journal").glob("*.jsonl"))
     finally:
-        os.killpg(server.process.pid, signal.SIGCONT)
+        os.killpg(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
     synced = run_mlnb(fresh, "sync", **_server_env(server))
     assert synced.returncode == 0, synced.stderr
     runs = _runs(server.url)
@@ -326,6 +326,7 @@ def test_an_idle_interactive_run_ends_at_its_last_cell_and_the_next_cell_starts_
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
+    settle_journal(fresh)
     runs = _runs(_uri(fresh))
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
 
@@ -345,6 +346,7 @@ def test_kernel_shutdown_ends_the_run_within_jupyter_clients_grace(fresh: Path) 
         assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
     kc.stop_channels()
     km.shutdown_kernel(now=False)
+    settle_journal(fresh)
     runs = _runs(_uri(fresh))
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert len(_history(_uri(fresh), runs[0].info.run_id, "m")) == 2000

@@ -18,12 +18,15 @@ from mlnb.config import get_settings
 from tests.conftest import settle_journal
 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
 def _run(project: Path, name: str, cells: list[tuple[str, list[str]]], *args: str) -> list[Any]:
     nb = new_notebook(
         cells=[new_code_cell(src, metadata={"tags": tags}) for src, tags in cells],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
     path = project / f"{name}.ipynb"
     nbformat.write(nb, path)
@@ -135,7 +138,9 @@ def test_set_tracking_uri_in_the_notebook_is_followed(project: Path, tmp_path: P
     ]
     nb = new_notebook(
         cells=[new_code_cell(src, metadata={"tags": tags}) for src, tags in cells],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
     path = project / "moved.ipynb"
     nbformat.write(nb, path)
