@@ -151,6 +151,7 @@ def _start_run(
             current.start_run(
                 wait=False,
                 kernel=True,
+                auto=False,
                 run_name=run_name,
                 experiment_name=experiment,
                 tags=tags,
@@ -167,6 +168,7 @@ def _start_run(
             if extra:
                 current.set_tags(extra)
         run.claimed = "open"
+        run.auto = False  # the notebook's own run now
     active = current.mlflow_run()
     if run_name:
         active.info._run_name = run_name
@@ -236,7 +238,7 @@ def _set_tracking_uri(current: Any, original: Callable[..., Any], uri: Any) -> N
         f"the notebook set the tracking URI to {after}; this kernel's runs go there now.",
     )
     if current.run is None:
-        current.start_run(wait=False, kernel=True)
+        current.start_run(wait=False, kernel=True, auto=True)
 
 
 def _set_experiment(
@@ -255,7 +257,7 @@ def _set_experiment(
         return experiment  # MLflow's rule: the active run stays where it is
     if not current.discard_empty_kernel_run():
         current.end_run("FINISHED", timeout=0.0)
-    current.start_run(wait=False, kernel=True, experiment_name=experiment.name)
+    current.start_run(wait=False, kernel=True, auto=True, experiment_name=experiment.name)
     return experiment
 
 

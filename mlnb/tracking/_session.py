@@ -58,7 +58,8 @@ class Run:
     background: threading.Thread | None = None
     experiment: str | None = None  # name, when mlnb chose the experiment
     real: str | None = None  # the MLflow id, once created
-    kernel: bool = False  # the kernel's own run, started by %load_ext mlnb
+    kernel: bool = False  # a run of the kernel (ends with it, or when idle)
+    auto: bool = False  # started by mlnb itself (%load_ext, a new cell), not by the user
     user_writes: int = 0  # writes other than mlnb's automatic provenance
     metrics_logged: bool = False
     claimed: str | None = None  # "open" / "ended": a notebook's own mlflow.start_run block
@@ -233,6 +234,7 @@ class TrackingSession:
         experiment_name: str | None = None,
         wait: bool = True,
         kernel: bool = False,
+        auto: bool = False,
     ) -> Any:
         """Start a run. It is journaled at once and created in MLflow by the journal's
         sender; with ``wait`` this returns an ``mlflow.ActiveRun`` once it exists (an
@@ -253,7 +255,9 @@ class TrackingSession:
             _client.check_uri(uri)
             journal = self.writer(uri)
             if run_id is not None:  # a run that exists: write to it, end it at the end
-                run = Run(run_id, experiment_id, uri, run_name, owned=True, kernel=kernel)
+                run = Run(
+                    run_id, experiment_id, uri, run_name, owned=True, kernel=kernel, auto=auto
+                )
                 journal.send_or_journal({"op": "adopt_run", "run": run_id})
             else:
                 name = None
@@ -290,6 +294,7 @@ class TrackingSession:
                     owned=True,
                     experiment=name,
                     kernel=kernel,
+                    auto=auto,
                     start_time=now_ms(),
                 )
                 journal.send_or_journal(
@@ -333,7 +338,7 @@ class TrackingSession:
         if self.run is not None and self.run.kernel:
             self.discard_empty_kernel_run()  # loaded again: the run takes the new context
         if self.run is None:
-            self.start_run(wait=False, kernel=True)
+            self.start_run(wait=False, kernel=True, auto=True)
         self._watch_idle()
 
     def _active(self, run: Run, wait: bool) -> Any:
@@ -492,7 +497,7 @@ class TrackingSession:
                 self._runs[self.run.key] = self.run
                 self._register_exit()
                 return self.run
-        self.start_run(wait=False, kernel=self.kernel_mode)
+        self.start_run(wait=False, kernel=self.kernel_mode, auto=self.kernel_mode)
         assert self.run is not None
         return self.run
 
@@ -538,7 +543,7 @@ class TrackingSession:
         """End and delete the kernel's automatic run if nothing but mlnb's provenance was
         written to it (the notebook started a run of its own, or moved to another store)."""
         run = self.run
-        if run is None or not run.kernel or run.user_writes or self._parents:
+        if run is None or not run.auto or run.user_writes or self._parents:
             return False
         with self._lock:
             self._w(run).send_or_journal({"op": "delete_run", "run": run.key})
@@ -648,7 +653,7 @@ class TrackingSession:
             return
         with self._lock:
             if self.run is None and self._ever_started:
-                self.start_run(wait=False, kernel=True)
+                self.start_run(wait=False, kernel=True, auto=True)
             else:
                 self._end_if_idle(start_next=True)
 
@@ -671,7 +676,7 @@ class TrackingSession:
             return False
         self.end_run("FINISHED", end_time=int(self.last_activity * 1000), timeout=0.0)
         if start_next:
-            self.start_run(wait=False, kernel=True)
+            self.start_run(wait=False, kernel=True, auto=True)
         return True
 
     def _watch_idle(self) -> None:
