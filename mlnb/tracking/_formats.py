@@ -354,7 +354,7 @@ def _references(
     by reference (with cloudpickle: what it does not carry by value), added to ``found``."""
     import cloudpickle
 
-    found = set() if found is None else found
+    seen: set[tuple[str, str]] = set() if found is None else found
     by_value = tuple(cloudpickle.list_registry_pickle_by_value()) if cloud else ()
     base: Any = cloudpickle.Pickler if cloud else pickle.Pickler
 
@@ -368,16 +368,16 @@ def _references(
     class Scanner(base):  # type: ignore[misc, valid-type]
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, types.ModuleType):
-                found.add((obj.__name__, ""))
+                seen.add((obj.__name__, ""))
             elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
                 module = getattr(obj, "__module__", None) or ""
                 if by_reference(obj, module):
-                    found.add((module, getattr(obj, "__qualname__", "")))
+                    seen.add((module, getattr(obj, "__qualname__", "")))
             parent = getattr(super(), "reducer_override", None)
             return parent(obj) if parent is not None else NotImplemented
 
     Scanner(_Sink(), protocol=pickle.DEFAULT_PROTOCOL).dump(model)
-    return found
+    return seen
 
 
 @contextlib.contextmanager
@@ -417,11 +417,10 @@ def _local_packages() -> set[str]:
 
 
 def _find_local_packages() -> set[str]:
-    installed = _installed_packages()
     roots = _environment_dirs()
     local: set[str] = set()
     for name, module in list(sys.modules.items()):
-        if "." in name or name in installed or name in {"__main__", "mlnb"}:
+        if "." in name or name in {"__main__", "mlnb"} or name in sys.stdlib_module_names:
             continue
         file = getattr(module, "__file__", None)
         if not file:
@@ -437,43 +436,3 @@ def _environment_dirs() -> list[Path]:
     with contextlib.suppress(Exception):
         dirs.add(site.getusersitepackages())
     return [Path(d).resolve() for d in dirs if d]
-
-
-def _installed_packages() -> set[str]:
-    """Top-level module names that installed distributions provide (MLflow's cached map)."""
-    try:
-        from mlflow.utils import requirements_utils as ru
-
-        ru._init_modules_to_packages_map()
-        return set(ru._MODULES_TO_PACKAGES or {})
-    except Exception:  # pragma: no cover - MLflow moved its internals
-        import importlib.metadata
-
-        return set(importlib.metadata.packages_distributions())
-
-
-def requirements_of(modules: Iterable[str], base: list[str]) -> list[str]:
-    """``base`` plus a pinned requirement for each installed distribution that provides one
-    of ``modules`` (the modules the pickled model refers to)."""
-    from mlflow.utils import requirements_utils as ru
-
-    ru._init_modules_to_packages_map()
-    by_module: dict[str, list[str]] = ru._MODULES_TO_PACKAGES or {}
-    have = {_req_key(r) for r in base}
-    out = list(base)
-    for module in sorted(set(modules) - {"mlflow", "mlnb"}):  # MLflow pins itself
-        for dist in by_module.get(module, []):
-            key = _req_key(dist)
-            if key in have:
-                continue
-            with contextlib.suppress(Exception):
-                out.append(ru._get_pinned_requirement(dist))
-                have.add(key)
-    return out
-
-
-def _req_key(requirement: str) -> str:
-    name = requirement
-    for sep in ("==", ">=", "<=", "~=", "!=", "<", ">", "[", ";", " "):
-        name = name.split(sep)[0]
-    return name.strip().lower().replace("_", "-")

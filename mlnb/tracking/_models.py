@@ -130,7 +130,8 @@ def log_model(
     serialization ``serialization_format`` (default ``auto``: see mlnb.tracking._formats)."""
     import mlflow
 
-    from mlnb.tracking._formats import by_value, plan_format, requirements_of
+    from mlnb.tracking._formats import by_value, plan_format
+    from mlnb.tracking._requirements import requirements_of
 
     flavor = flavor_of(model)
     plan = plan_format(model, flavor, serialization_format, skops_trusted_types)
