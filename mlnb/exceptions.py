@@ -13,6 +13,8 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     ├── GateError              promotion gates, promote and rollback: bad input or state
     │   └── GatesFailed            a hard gate failed (the report says which); nothing promoted
     ├── ModelError             logging, registering or loading a model
+    │   ├── ModelFormatError       a serialization format that cannot save this model
+    │   └── UntrustedModelError    model files that reference more than was trusted at logging
     ├── MonitorError           data profiles, drift reports and their inputs
     ├── NotebookError          a notebook that cannot be read or understood
     └── VersioningError        the content-addressed store of data, models and configs
@@ -31,12 +33,14 @@ __all__ = [
     "InvalidValueError",
     "MlnbError",
     "ModelError",
+    "ModelFormatError",
     "MonitorError",
     "NoActiveRunError",
     "NotebookError",
     "RemoteError",
     "TrackingError",
     "TrackingUnavailableError",
+    "UntrustedModelError",
     "VersionNotFoundError",
     "VersioningError",
 ]
@@ -95,6 +99,19 @@ class GatesFailed(GateError):
 
 class ModelError(MlnbError):
     """A model could not be logged, registered or loaded."""
+
+
+class ModelFormatError(ModelError):
+    """The serialization format asked for cannot save this model (or is not one mlnb knows);
+    the message names the formats that would work. Nothing was logged."""
+
+    exit_code = 2
+
+
+class UntrustedModelError(ModelError):
+    """A model's files ask for more than was trusted when it was logged (types skops was not
+    told to trust, another serialization format, a changed list of trusted types): the files
+    changed after logging. Nothing was loaded."""
 
 
 class MonitorError(MlnbError):

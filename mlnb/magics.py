@@ -70,6 +70,14 @@ def _artifact(line: str) -> None:
 @argument("var", metavar="VAR", help="variable holding the model")
 @argument("--name", "-n", required=True, metavar="REGISTERED_NAME", help="registered model name")
 @argument("--artifact-name", default="model", help="name of the logged model in the run")
+@argument(
+    "--format",
+    "-f",
+    default=None,
+    dest="serialization_format",
+    metavar="FORMAT",
+    help="serialization: auto (default), skops, cloudpickle, pickle or native",
+)
 def _model(line: str) -> None:
     """%mlnb model: log the model and register a new version of it."""
 
@@ -264,10 +272,16 @@ class MlnbMagics(Magics):
 
         model = self._lookup(args.var)
         started = time.perf_counter()
-        info = log_model(model, args.artifact_name, registered_model_name=args.name)
+        info = log_model(
+            model,
+            args.artifact_name,
+            registered_model_name=args.name,
+            serialization_format=args.serialization_format,
+        )
         elapsed = time.perf_counter() - started
         print(
-            f"mlnb: logged {info.flavor} model {info.model_uri}, registered as "
+            f"mlnb: logged {info.flavor} model {info.model_uri} as "
+            f"{info.serialization_note}, registered as "
             f"models:/{args.name}/{info.registered_model_version} in {elapsed:.2f} s"
         )
 

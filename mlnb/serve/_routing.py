@@ -81,9 +81,14 @@ def pinned_record(
     version: str | None,
     run_id: str | None,
 ) -> dict[str, Any]:
-    """The service metadata's record of a model copied to ``target``, with its hashes."""
+    """The service metadata's record of a model copied to ``target``, with its hashes and
+    its serialization (checked against the pin of when it was logged: what the service will
+    trust when it loads it)."""
+    from mlnb.tracking import expect_model_files, verify_model_files
     from mlnb.versioning._hashing import hash_tree
 
+    serialization = verify_model_files(target, resolved)
+    expect_model_files(target, serialization)
     digest, entries = hash_tree(target)
     return {
         "uri": uri,
@@ -94,6 +99,7 @@ def pinned_record(
         "path": target.relative_to(folder).as_posix(),
         "hash": digest,
         "files": [{"path": e.path, "hash": e.hash, "size": e.size} for e in entries],
+        "serialization": serialization,
     }
 
 

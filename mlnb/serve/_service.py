@@ -99,7 +99,9 @@ def collect_fallbacks(namespace: dict[str, Any]) -> dict[str, Any]:
 
 
 def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]:
-    """Check every pinned model's files against the hashes recorded at export."""
+    """Check every pinned model's files against the hashes recorded at export; loading
+    them will then trust exactly the serialization recorded at export."""
+    from mlnb.tracking import expect_model_files
     from mlnb.versioning._hashing import hash_tree
 
     pinned: dict[str, Path] = {}
@@ -120,6 +122,7 @@ def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]
                 f"refusing to start: the model files do not match the hash pinned at export "
                 f"({model['hash'][:12]}); changed: {names}. Export the notebook again."
             )
+        expect_model_files(path, model.get("serialization"))
         pinned[model["uri"]] = path
     return pinned
 

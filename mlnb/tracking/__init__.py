@@ -24,6 +24,7 @@ __all__ = [
     "LoggedModelInfo",
     "active_run",
     "end_run",
+    "expect_model_files",
     "flush",
     "load_model",
     "log_artifact",
@@ -37,6 +38,7 @@ __all__ = [
     "set_tags",
     "start_run",
     "sync",
+    "verify_model_files",
 ]
 
 
@@ -122,17 +124,33 @@ def log_model(
     name: str = "model",
     *,
     registered_model_name: str | None = None,
+    serialization_format: str | None = None,
     **kwargs: Any,
 ) -> LoggedModelInfo:
-    """Log a model with its flavor's explicit requirements; register it when
-    ``registered_model_name`` is given."""
-    from mlnb.tracking import _models
+    """Log a model with explicit requirements; register it when ``registered_model_name``
+    is given. Any scikit-learn, xgboost, LightGBM, CatBoost or statsmodels model, an
+    ``mlflow.pyfunc.PythonModel``, any object with ``predict`` or a plain function.
 
+    ``serialization_format``: ``auto`` (default: skops with the trusted types computed from
+    the model, or cloudpickle when the model uses code defined in the notebook; the
+    library's own format for boosters and statsmodels), ``skops``, ``cloudpickle``,
+    ``pickle`` or ``native``. A format that cannot save the model raises ModelFormatError
+    before anything is logged."""
+    from mlnb.tracking import _models
+    from mlnb.tracking._formats import format_name
+
+    format_name(serialization_format)  # a typo is refused before a run starts
     current = session()
     current.mlflow_run()  # the run exists in the store and is MLflow's active run here
     run = current.ensure_run()
     run.user_writes += 1
-    info = _models.log_model(model, name, registered_model_name=registered_model_name, **kwargs)
+    info = _models.log_model(
+        model,
+        name,
+        registered_model_name=registered_model_name,
+        serialization_format=serialization_format,
+        **kwargs,
+    )
     if current.recorder is not None:
         current._provenance(run, "model", name)
     _version_model(info, registered_model_name or name, run.run_id)
@@ -179,6 +197,26 @@ def load_model(model_uri: str) -> Any:
     if current.run is not None:
         _record_model_input(model_uri, current.run.run_id)
     return model
+
+
+def verify_model_files(folder: str | Path, what: str | None = None) -> dict[str, Any]:
+    """Check a downloaded model folder against the serialization pinned when it was logged
+    (the logged model's tags, looked up by the ``model_id`` in its MLmodel); its
+    serialization record (``format``, ``trusted_types``...). Raises UntrustedModelError."""
+    from mlflow.models import Model
+
+    from mlnb.tracking._trust import check_model_files, pin_of
+
+    model_id = getattr(Model.load(str(folder)), "model_id", None)
+    return check_model_files(folder, pin_of(model_id), what)
+
+
+def expect_model_files(folder: str | Path, record: dict[str, Any] | None) -> None:
+    """Inside a service: load the model in ``folder`` only as ``record`` (the serialization
+    recorded at export) says; nothing else is trusted for it."""
+    from mlnb.tracking._trust import expect
+
+    expect(folder, record)
 
 
 def _record_model_input(model_uri: str, run_id: str) -> None:

@@ -1,16 +1,25 @@
 """Logging, registering and loading models through MLflow's flavors.
 
-``log_model`` picks the flavor from the model's class and passes the flavor's default pip
-requirements explicitly, which skips MLflow's requirement inference (about 3 s of a 3.3 s
-``mlflow.sklearn.log_model`` here). ``load_model`` accepts any MLflow model URI and returns
-the native object when the model has a native flavor, else the pyfunc model.
+``log_model`` picks the flavor from the model's class (any other object with ``predict``, or
+a plain function, is logged as a ``python_function`` model), the serialization from the
+object itself (:mod:`mlnb.tracking._formats`), and passes the requirements explicitly, which
+skips MLflow's requirement inference (about 3 s of a 3.3 s ``mlflow.sklearn.log_model``
+here). ``load_model`` accepts any MLflow model URI, checks the files against the
+serialization pinned at logging (:mod:`mlnb.tracking._trust`) and returns the native object
+when the model has a native flavor (the object itself for a wrapped one), else the pyfunc
+model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from dataclasses import dataclass
+import logging
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlnb._text import first_line
@@ -64,10 +73,18 @@ class LoggedModelInfo:
     registered_model_version: str | None
     pip_requirements: list[str]
     hash: str | None = None  # BLAKE3 of the model's files (mlnb's version record)
+    #: "skops", "cloudpickle", "pickle" or "native" (the library's own format)
+    serialization: str = "native"
+    #: types skops was told to trust (recorded in MLmodel, pinned by hash in the tags)
+    trusted_types: list[str] = field(default_factory=list)
+    #: the serialization in one phrase, with why it was chosen ("%mlnb model" prints it)
+    serialization_note: str = ""
+    model_id: str | None = None
 
 
 def flavor_of(model: Any) -> str:
-    """The MLflow flavor module name for ``model`` (``"pyfunc"`` for a PythonModel)."""
+    """The MLflow flavor module name for ``model``: ``"pyfunc"`` for a PythonModel and for
+    any other object with a ``predict`` method, or a plain function."""
     try:
         from mlflow.pyfunc.model import PythonModel
 
@@ -79,23 +96,22 @@ def flavor_of(model: Any) -> str:
         top = klass.__module__.split(".")[0]
         if top in _FLAVOR_BY_MODULE:
             return _FLAVOR_BY_MODULE[top]
+    if callable(getattr(model, "predict", None)) and not isinstance(model, type):
+        return "pyfunc"
+    if isinstance(model, types.FunctionType):
+        try:
+            inspect.signature(model).bind(None)
+        except TypeError:
+            raise ModelError(
+                f"cannot log function {model.__qualname__} as a model: it must take the model "
+                "input as its only required argument (def predict(df): ...)."
+            ) from None
+        return "pyfunc"
     raise ModelError(
-        f"cannot log a {type(model).__module__}.{type(model).__qualname__}: mlnb knows models "
-        f"from {', '.join(sorted(set(_FLAVOR_BY_MODULE)))} and mlflow.pyfunc.PythonModel "
-        "subclasses; wrap other models in a PythonModel."
+        f"cannot log a {type(model).__module__}.{type(model).__qualname__}: it has no "
+        f"predict method. mlnb logs models from {', '.join(sorted(set(_FLAVOR_BY_MODULE)))}, "
+        "any object with predict(...), and plain functions; give one of those."
     )
-
-
-def default_requirements(flavor_module: Any) -> list[str]:
-    getter = getattr(flavor_module, "get_default_pip_requirements", None)
-    if getter is None:
-        return []
-    accepted = inspect.signature(getter).parameters
-    kwargs = {name: True for name in ("include_cloudpickle", "include_skops") if name in accepted}
-    try:
-        return list(getter(**kwargs))
-    except Exception:
-        return list(getter())
 
 
 def log_model(
@@ -106,31 +122,49 @@ def log_model(
     pip_requirements: list[str] | None = None,
     signature: Any = None,
     input_example: Any = None,
+    serialization_format: str | None = None,
+    skops_trusted_types: list[str] | None = None,
     **kwargs: Any,
 ) -> LoggedModelInfo:
-    """Log ``model`` to the active run (and register it when a name is given)."""
+    """Log ``model`` to the active run (and register it when a name is given), in the
+    serialization ``serialization_format`` (default ``auto``: see mlnb.tracking._formats)."""
     import mlflow
 
+    from mlnb.tracking._formats import by_value, plan_format
+    from mlnb.tracking._requirements import requirements_of
+
     flavor = flavor_of(model)
-    module = importlib.import_module(f"mlflow.{flavor}")
-    requirements = (
-        pip_requirements if pip_requirements is not None else default_requirements(module)
-    )
+    plan = plan_format(model, flavor, serialization_format, skops_trusted_types)
+    module = importlib.import_module(f"mlflow.{plan.flavor}")
+    if pip_requirements is not None:
+        requirements = list(pip_requirements)
+    else:
+        base = default_requirements(module, plan.format)
+        if flavor != plan.flavor:  # e.g. an xgboost model wrapped as python_function
+            base += default_requirements(importlib.import_module(f"mlflow.{flavor}"), "native")
+        requirements = requirements_of(plan.modules, base)
+    tags = {**plan.tags(), **(kwargs.pop("tags", None) or {})}
     call: dict[str, Any] = {
         "name": name,
         "registered_model_name": registered_model_name,
         "pip_requirements": requirements,
         "signature": signature,
         "input_example": input_example,
+        "tags": tags,
+        **plan.log_kwargs(),
         **kwargs,
     }
     if registered_model_name:
         call.setdefault("await_registration_for", 60)
     try:
-        if flavor == "pyfunc":
-            info = module.log_model(python_model=model, **call)
-        else:
-            info = module.log_model(model, **call)
+        with by_value(), _quiet_pickle_warning():
+            if plan.flavor == "pyfunc":
+                from mlnb.tracking._pyfunc import ObjectModel
+
+                python_model = ObjectModel(model) if plan.wrap else model
+                info = module.log_model(python_model=python_model, **call)
+            else:
+                info = module.log_model(model, **call)
     except mlflow.exceptions.MlflowException as exc:
         raise ModelError(f"could not log the model as {name!r}: {first_line(exc)}") from exc
     version = getattr(info, "registered_model_version", None)
@@ -140,23 +174,73 @@ def log_model(
         registered_model_name=registered_model_name,
         registered_model_version=str(version) if version is not None else None,
         pip_requirements=requirements,
+        serialization=plan.format,
+        trusted_types=list(plan.trusted_types),
+        serialization_note=plan.describe(),
+        model_id=getattr(info, "model_id", None),
     )
+
+
+def default_requirements(flavor_module: Any, fmt: str) -> list[str]:
+    getter = getattr(flavor_module, "get_default_pip_requirements", None)
+    if getter is None:
+        return []
+    accepted = inspect.signature(getter).parameters
+    wanted = {"include_cloudpickle": fmt == "cloudpickle", "include_skops": fmt == "skops"}
+    kwargs = {key: value for key, value in wanted.items() if key in accepted}
+    try:
+        return list(getter(**kwargs))
+    except Exception:
+        return list(getter())
+
+
+_PICKLE_WARNINGS = (
+    "pickle or cloudpickle format requires exercising caution",
+    "causes it to be serialized using CloudPickle",
+)
+
+
+class _NoPickleWarning(logging.Filter):
+    """MLflow warns about pickle on every cloudpickle save; mlnb says the format itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in str(record.msg) for text in _PICKLE_WARNINGS)
+
+
+@contextlib.contextmanager
+def _quiet_pickle_warning() -> Iterator[None]:
+    quiet = _NoPickleWarning()
+    names = ("mlflow.sklearn", "mlflow.lightgbm", "mlflow.pyfunc")
+    loggers = [logging.getLogger(n) for n in names]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def load_model(model_uri: str) -> Any:
     """Load any MLflow model URI (``runs:/``, ``models:/name/3``, ``models:/name@alias``,
-    ``models:/name/latest``, a path); native object when the flavor has one."""
+    ``models:/name/latest``, a path); native object when the flavor has one. The files are
+    checked against the serialization pinned at logging first."""
     import mlflow
-    from mlflow.models import Model
 
+    from mlnb.tracking._trust import check_model_files, pin_of
+
+    local = _local_copy(model_uri)
     try:
-        meta = Model.load(model_uri)
+        from mlflow.models import Model
+
+        meta = Model.load(str(local))
     except Exception as exc:
-        raise ModelError(
-            f"cannot load model {model_uri!r}: {first_line(exc)}. Check the URI: "
-            "runs:/<run_id>/<name>, models:/<name>/<version>, models:/<name>@<alias> or "
-            "models:/<name>/latest."
-        ) from exc
+        raise ModelError(f"cannot load model {model_uri!r}: {first_line(exc)}") from exc
+    is_uri = "://" in model_uri or model_uri.startswith(("models:/", "runs:/"))
+    is_path = not is_uri or model_uri.startswith("file:")
+    pin = None if is_path else pin_of(getattr(meta, "model_id", None))
+    check_model_files(local, pin, model_uri)
+    path = str(local)
     for flavor in _NATIVE_FLAVORS:
         if flavor in meta.flavors:
             try:
@@ -164,16 +248,37 @@ def load_model(model_uri: str) -> Any:
             except ImportError:
                 continue
             try:
-                return module.load_model(model_uri)
+                return module.load_model(path)
             except ImportError as exc:
                 raise ModelError(
                     f"model {model_uri!r} needs {exc.name or 'a package'} to load; install "
                     "the model's requirements (requirements.txt next to its MLmodel)."
                 ) from exc
     try:
-        return mlflow.pyfunc.load_model(model_uri)
+        loaded = mlflow.pyfunc.load_model(path)
     except Exception as exc:
         raise ModelError(f"cannot load model {model_uri!r}: {exc}") from exc
+    from mlnb.tracking._pyfunc import unwrap
+
+    return unwrap(loaded)
+
+
+def _local_copy(model_uri: str) -> Path:
+    """The model's folder on this machine (downloaded once when it lives elsewhere)."""
+    import mlflow
+
+    local = Path(model_uri)
+    is_uri = "://" in model_uri or model_uri.startswith(("models:/", "runs:/"))
+    if not is_uri and (local / "MLmodel").is_file():
+        return local
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load model {model_uri!r}: {first_line(exc)}. Check the URI: "
+            "runs:/<run_id>/<name>, models:/<name>/<version>, models:/<name>@<alias> or "
+            "models:/<name>/latest."
+        ) from exc
 
 
 def resolve_model_version(client: Any, model_uri: str) -> Any:
