@@ -89,7 +89,11 @@ def _seed(line: str) -> None:
 
 
 @magic_arguments()
-@argument("target", metavar="PATH|VAR", help="a file or folder, or a DataFrame/dict variable")
+@argument(
+    "target",
+    metavar="PATH|VAR",
+    help="a file or folder, or a variable: DataFrame, Series, array, sparse matrix, (X, y), dict",
+)
 @argument("--name", "-n", default=None, help="version name (default: the path or variable)")
 @argument("--output", "-o", action="store_true", help="record it as an output of the run")
 def _version(line: str) -> None:
@@ -292,11 +296,20 @@ class MlnbMagics(Magics):
         ns = self.shell.user_ns if self.shell is not None else {}
         if target.isidentifier() and target in ns and not isinstance(ns[target], str):
             obj, name = ns[target], args.name or target
+        elif target.isidentifier() and not os.path.exists(target):
+            raise UsageError(
+                f"{target!r} is neither a variable of the notebook nor a file or folder (in "
+                f"{os.getcwd()}); run the cell that defines it first, or check the spelling."
+            )
         else:
             obj, name = target, args.name
         record = version(obj, name, role="output" if args.output else "input")
         size = f"{record.size:,} bytes" if record.size is not None else "?"
-        print(f"mlnb: {record.name}@{record.number}  {record.hash[:16]}  {record.kind}, {size}")
+        shape = (record.schema or {}).get("shape")
+        what = record.kind
+        if shape is not None:  # arrays and sparse matrices: dtype and shape too
+            what += f" {record.schema['dtype']} {tuple(shape)}"  # type: ignore[index]
+        print(f"mlnb: {record.name}@{record.number}  {record.hash[:16]}  {what}, {size}")
 
     def _do_profile(self, args: Any) -> None:
         from mlnb.monitor import profile

@@ -1,9 +1,8 @@
-"""``mlnb.version`` and friends: store a file, folder, DataFrame or config by content,
+"""``mlnb.version`` and friends: store a file, folder, DataFrame, array or config by content,
 record it under a name, link it to the active run, restore any version."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -14,9 +13,10 @@ from typing import Any
 
 from mlnb.config import Settings, get_settings
 from mlnb.exceptions import InvalidValueError, VersioningError
-from mlnb.versioning._hashing import StatCache, fingerprint_dataframe, hash_tree
+from mlnb.versioning._hashing import StatCache, hash_tree
 from mlnb.versioning._registry import Registry, VersionRecord, check_version_name
 from mlnb.versioning._store import ObjectStore
+from mlnb.versioning._values import FROM_MEMORY, SUFFIXES, is_value, load_value, store_value
 
 __all__ = [
     "PINNED",
@@ -70,10 +70,6 @@ class Project:
         return path if path.is_absolute() else self.settings.root / path
 
 
-def _is_dataframe(obj: Any) -> bool:
-    return type(obj).__module__.startswith("pandas") and hasattr(obj, "to_parquet")
-
-
 def _table_schema(path: Path) -> dict[str, Any] | None:
     """Column names and types of a CSV/TSV/Parquet file (from its head), or None."""
     try:
@@ -107,12 +103,14 @@ def version(
     context: str | None = None,
     run: bool = True,
 ) -> VersionRecord:
-    """Version ``obj`` (a path to a file or folder, a pandas DataFrame, or a dict/list config)
-    under ``name`` and link it to the active run as an ``input`` (default) or ``output``.
+    """Version ``obj`` under ``name`` and link it to the active run as an ``input`` (default)
+    or ``output``. ``obj`` is a path to a file or folder, a pandas DataFrame or Series, a
+    numpy array (any dtype and shape), a scipy sparse matrix or array, a list, tuple or dict
+    of arrays (``(X, y)``), or a dict/list config; values from memory need a ``name``.
 
     The content goes into the project's object store once, by BLAKE3 hash; the record keeps
-    size, schema (tables), the run that created it and when. With ``run=True`` (default) a
-    run is started if none is active, as for any log call.
+    size, schema (tables and arrays), the run that created it and when. With ``run=True``
+    (default) a run is started if none is active, as for any log call.
     """
     if role not in {"input", "output"}:
         raise InvalidValueError(f"role must be 'input' or 'output', not {role!r}.")
@@ -126,57 +124,18 @@ def version(
 
 
 def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
-    now = time.time()
-    if _is_dataframe(obj):
-        if name is None:
-            raise InvalidValueError(
-                "a DataFrame needs a name: mlnb.version(df, name='train') "
-                "(or %mlnb version df, which uses the variable's name)."
-            )
-        digest = fingerprint_dataframe(obj)
-        buffer = io.BytesIO()
-        obj.to_parquet(buffer)
-        stored = project.store.put_bytes(buffer.getvalue())
-        frame_schema: dict[str, Any] = {
-            "columns": {str(c): str(t) for c, t in obj.dtypes.items()},
-            "rows": len(obj),
-            "index": str(obj.index.dtype),
-        }
-        return project.registry.add(
-            VersionRecord(
-                name=check_version_name(name),
-                hash=digest,
-                object=stored,
-                kind="dataframe",
-                size=project.store.size(stored),
-                created_at=now,
-                schema=frame_schema,
-                meta={"format": "parquet"},
-            )
-        )
-    if isinstance(obj, (dict, list)):
-        if name is None:
-            raise InvalidValueError("a config needs a name: mlnb.version(params, name='params').")
-        try:
-            data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-        except (TypeError, ValueError) as exc:
-            raise InvalidValueError(f"config {name!r} cannot be written as JSON: {exc}") from exc
-        stored = project.store.put_bytes(data)
-        return project.registry.add(
-            VersionRecord(
-                name=check_version_name(name),
-                hash=stored,
-                object=stored,
-                kind="config",
-                size=len(data),
-                created_at=now,
-                meta={"format": "json"},
-            )
-        )
+    if is_value(obj):
+        return store_value(project, obj, name)
     if not isinstance(obj, (str, os.PathLike)):
+        hint = (
+            " (a numpy scalar: version np.asarray(x), a 0-d array)"
+            if type(obj).__module__ == "numpy"
+            else ""
+        )
         raise InvalidValueError(
-            f"cannot version a {type(obj).__name__}: give a path to a file or folder, a "
-            "pandas DataFrame, or a dict/list config."
+            f"cannot version a {type(obj).__name__}{hint}: give a path to a file or folder, "
+            "a pandas DataFrame or Series, a numpy array, a scipy sparse matrix, a list, "
+            "tuple or dict of arrays, or a dict/list config."
         )
     path = Path(obj).expanduser()
     if not path.exists():
@@ -301,7 +260,7 @@ def _restore_target(project: Project, record: VersionRecord, output: Path | None
         return output
     if record.path:
         return project.absolute(record.path)
-    suffix = {"dataframe": ".parquet", "config": ".json"}.get(record.kind, "")
+    suffix = SUFFIXES.get(record.meta.get("format", ""), "") if record.path is None else ""
     return Path.cwd() / f"{record.name.replace('/', '_')}{suffix}"
 
 
@@ -321,9 +280,14 @@ def checkout(ref: str, output: str | os.PathLike[str] | None = None, force: bool
                 current_hash = project.cache.hash(target)
         finally:
             project.cache.save()
-        if current_hash == record.hash and record.kind != "dataframe":
+        if record.kind in FROM_MEMORY or (record.kind == "config" and record.path is None):
+            # a value from memory: the file holds its object (a Parquet, .npy, ... file)
+            if current_hash == record.object:
+                return target
+            known = {r.object for r in project.registry.versions(record.name)}
+        elif current_hash == record.hash:
             return target
-        if current_hash not in known and record.kind not in {"dataframe", "config"}:
+        if current_hash not in known:
             raise VersioningError(
                 f"{target} has changes that are not versioned; version them first "
                 f"(mlnb.version({str(target)!r}, name={record.name!r})) or pass --force."
@@ -336,19 +300,20 @@ def checkout(ref: str, output: str | os.PathLike[str] | None = None, force: bool
 
 
 def load(ref: str) -> Any:
-    """A version's content: a DataFrame, a dict/list config, or the path of a restored file
-    or folder (restored into ``.mlnb/checkouts/``). Raises the audit event
-    ``mlnb.load_version`` with ``ref`` (``mlnb export`` pins what the exported cells load);
-    in an exported service, the copy pinned at export is read instead of the project's."""
+    """A version's content: the DataFrame, Series, array, sparse matrix, list/tuple/dict of
+    arrays or dict/list config that was versioned (same type, dtype, shape and values), or
+    the path of a restored file or folder (restored into ``.mlnb/checkouts/``). Raises the
+    audit event ``mlnb.load_version`` with ``ref`` (``mlnb export`` pins what the exported
+    cells load); in an exported service, the copy pinned at export is read instead of the
+    project's."""
     sys.audit("mlnb.load_version", ref)
     pinned = PINNED.get(ref)
     if pinned is not None:
         return _content(pinned["kind"], pinned.get("format"), Path(pinned["path"]))
     project = Project.current()
     record = project.registry.resolve(ref)
-    fmt = record.meta.get("format")
-    if record.kind == "dataframe" or (record.kind == "config" and fmt == "json"):
-        return _content(record.kind, fmt, project.store.verify(record.object))
+    if record.kind in FROM_MEMORY or (record.kind == "config" and record.path is None):
+        return load_value(project, record)
     target = (
         project.settings.home
         / "checkouts"

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS edges (
     PRIMARY KEY (run_id, name, hash, role)
 );
 CREATE INDEX IF NOT EXISTS edges_by_version ON edges (name, hash);
+CREATE INDEX IF NOT EXISTS versions_by_hash ON versions (hash);
 """
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
@@ -55,8 +56,8 @@ class VersionRecord:
 
     name: str
     hash: str
-    object: str  # store key to restore it (the hash itself, except for DataFrames/dicts)
-    kind: str  # file, folder, dataframe, config, model
+    object: str  # store key to restore it (the hash itself, except for values from memory)
+    kind: str  # file, folder, dataframe, series, array, sparse, arrays, config, model
     size: int | None
     created_at: float
     schema: dict[str, Any] | None = None
@@ -157,6 +158,13 @@ class Registry:
             )
             return int(changed.rowcount + moved.rowcount)
 
+    def set_object(self, name: str, digest: str, obj: str) -> None:
+        """Point a version at another stored copy of the same content."""
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE versions SET object = ? WHERE name = ? AND hash = ?", (obj, name, digest)
+            )
+
     def update_meta(self, name: str, digest: str, **meta: Any) -> None:
         record = self.get(name, digest)
         record.meta.update(meta)
@@ -205,6 +213,18 @@ class Registry:
 
     def all(self) -> list[VersionRecord]:
         return self._records()
+
+    def stored_as(self, digest: str, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(name, object, meta) of every version of content ``digest`` of ``kind``, under
+        any name."""
+        if not self.path.exists():
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT name, object, meta FROM versions WHERE hash = ? AND kind = ?",
+                (digest, kind),
+            ).fetchall()
+        return [(row[0], row[1], json.loads(row[2]) if row[2] else {}) for row in rows]
 
     def get(self, name: str, digest: str) -> VersionRecord:
         for record in self.versions(name):

@@ -13,13 +13,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from blake3 import blake3
 
-from mlnb.exceptions import CorruptObjectError, VersionNotFoundError
+from mlnb.exceptions import CorruptObjectError, VersioningError, VersionNotFoundError
 from mlnb.versioning._hashing import (
     CHUNK,
     StatCache,
@@ -90,13 +90,49 @@ class ObjectStore:
                 f"{src} changed while it was being stored (expected {expected[:12]}, read "
                 f"{digest[:12]}); version it again when nothing is writing to it."
             )
+        self._commit_anywhere(tmp, digest)
+        return digest
+
+    def _commit_anywhere(self, tmp: Path, digest: str) -> None:
+        """Commit a temporary file made in another object's folder."""
         if digest[:2] != tmp.parent.name:
             moved = self.folder / digest[:2] / tmp.name
             moved.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, moved)
             tmp = moved
         self._commit(tmp, digest)
+
+    def put_written(self, write: Callable[[IO[bytes]], None]) -> str:
+        """Store what ``write`` writes into the file it is given; returns its hash.
+
+        The object is written to a temporary file, fsynced, hashed and renamed into place,
+        so nothing is ever held whole in memory twice. An exception from ``write`` leaves
+        nothing behind and propagates; an OSError of the store itself (a full disk, no
+        permission) becomes a :class:`VersioningError` saying so.
+        """
+        try:
+            fd, tmp = self._temp()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = hash_file(tmp)
+            self._commit_anywhere(tmp, digest)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, a read-only or unwritable store
+                raise self._write_error(exc) from exc
+            raise
         return digest
+
+    def _write_error(self, exc: OSError) -> VersioningError:
+        return VersioningError(
+            f"could not write to the object store {self.folder}: {exc.strerror or exc}. Free "
+            "some space or fix its permissions, then version it again; nothing was recorded."
+        )
 
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)

@@ -1,0 +1,249 @@
+"""Values from memory as versions: pandas DataFrames and Series (as Parquet), numpy arrays,
+scipy sparse matrices and lists, tuples and dicts of them (see :mod:`._arrays`), and
+dict/list configs (as JSON).
+
+Guarantees:
+
+* A version's hash is a hash of its content alone (:func:`fingerprint_dataframe`,
+  :mod:`._arrays`, the JSON bytes of a config), so the same content is the same version in
+  every process, and any change to it is a new version.
+* Content whose hash is already recorded with an object in the store (under any name) is
+  neither serialised nor written again: versioning it again costs one hash of the content,
+  where the first time cost the hash, the serialisation and the write.
+* Bad input raises :class:`~mlnb.exceptions.InvalidValueError` before anything is recorded,
+  and a store that cannot be written a :class:`~mlnb.exceptions.VersioningError`; an object
+  is recorded only once it is complete in the store.
+* :func:`load_value` gives back a value of the same type, dtype, shape and values.
+
+Why a value is hashed again each time rather than recognised as "unchanged in memory":
+nothing in pandas or numpy says whether memory was written since it was hashed. pandas
+has no generation counter, and numpy arrays none either. The identity of a frame's blocks
+plus a sampled checksum misses any edit in place outside the sample. Copy-on-Write
+(pandas 3) does not close the hole: ``df["x"].array[i] = v`` writes into the frame's block
+in place, and so into a shallow copy held to detect changes, as does an array given to a
+constructor with ``copy=False`` and later changed. A cell holding a list can be changed
+without touching the frame at all. Being wrong here would record content under a hash it
+does not have, so the hash is always computed from the content, and it is the cheap part
+(see ``benchmarks/versioning.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from blake3 import blake3
+
+from mlnb.exceptions import CorruptObjectError, InvalidValueError, VersioningError
+from mlnb.versioning import _arrays, _elements
+from mlnb.versioning._hashing import fingerprint_dataframe
+from mlnb.versioning._registry import VersionRecord, check_version_name
+
+if TYPE_CHECKING:
+    from mlnb.versioning._core import Project
+
+__all__ = ["FROM_MEMORY", "SUFFIXES", "is_value", "load_value", "store_value"]
+
+#: kinds of versions made from values in memory (restored by :func:`load_value`)
+FROM_MEMORY = frozenset({"dataframe", "series", "array", "sparse", "arrays"})
+#: the file suffix of a checkout, by the stored format
+SUFFIXES = {"parquet": ".parquet", "json": ".json", "npy": ".npy", "npz": ".npz"}
+#: the column a Series is stored under (its own name is kept in the record)
+_SERIES_COLUMN = "values"
+
+
+def _pandas_kind(obj: Any) -> str | None:
+    kind = type(obj)
+    if not kind.__module__.startswith("pandas"):
+        return None
+    import pandas as pd
+
+    if isinstance(obj, pd.DataFrame):
+        return "dataframe"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return None
+
+
+def is_value(obj: Any) -> bool:
+    """True for what :func:`store_value` takes (anything else is a path)."""
+    return (
+        _pandas_kind(obj) is not None
+        or isinstance(obj, (dict, list))
+        or _arrays.is_array_value(obj)
+    )
+
+
+def _needs_name(kind: str, example: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"{kind} needs a name: mlnb.version({example}, name='{example}') (or %mlnb version "
+        f"{example}, which uses the variable's name)."
+    )
+
+
+def store_value(project: Project, obj: Any, name: str | None) -> VersionRecord:
+    """Version a value from memory under ``name`` (see the module's guarantees)."""
+    pandas_kind = _pandas_kind(obj)
+    if pandas_kind is not None:
+        if name is None:
+            raise _needs_name(f"a {'DataFrame' if pandas_kind == 'dataframe' else 'Series'}", "df")
+        return _store_frame(project, obj, check_version_name(name), pandas_kind)
+    if _arrays.is_array_value(obj):
+        if name is None:
+            raise _needs_name("an array (or a list, tuple or dict of arrays)", "X")
+        name = check_version_name(name)
+        packed = _arrays.pack(obj, name)
+        return _record(
+            project, name, packed.kind, packed.digest, packed.format, packed.schema, packed.write
+        )
+    if name is None:
+        raise InvalidValueError("a config needs a name: mlnb.version(params, name='params').")
+    return _store_config(project, obj, check_version_name(name))
+
+
+def _record(
+    project: Project,
+    name: str,
+    kind: str,
+    digest: str,
+    fmt: str,
+    schema: dict[str, Any] | None,
+    write: Any,
+    meta: dict[str, Any] | None = None,
+) -> VersionRecord:
+    """Record content ``digest`` under ``name``, writing it to the store only if no copy of
+    it is there yet."""
+    registry, store = project.registry, project.store
+    try:
+        existing: VersionRecord | None = registry.get(name, digest)
+    except VersioningError:
+        existing = None
+    if existing is not None and store.has(existing.object):
+        return existing  # the same content again: nothing to write
+    stored = next(
+        (
+            obj
+            for _, obj, known in registry.stored_as(digest, kind)
+            if known.get("format") == fmt and store.has(obj)
+        ),
+        None,
+    ) or store.put_written(write)
+    if existing is not None:  # its object was removed (gc) or never pulled
+        registry.set_object(name, digest, stored)
+        existing.object = stored
+        return existing
+    return registry.add(
+        VersionRecord(
+            name=name,
+            hash=digest,
+            object=stored,
+            kind=kind,
+            size=project.store.size(stored),
+            created_at=time.time(),
+            schema=schema,
+            meta={"format": fmt, **(meta or {})},
+        )
+    )
+
+
+# -- pandas ------------------------------------------------------------------------------
+def _parquet_writer(frame: Any, name: str) -> Any:
+    def write(out: IO[bytes]) -> None:
+        try:
+            frame.to_parquet(out)
+        except ImportError as exc:
+            raise InvalidValueError(
+                f"writing {name!r} as Parquet needs pyarrow: pip install pyarrow ({exc})."
+            ) from exc
+        except (TypeError, ValueError) as exc:  # pyarrow's ArrowTypeError, ArrowInvalid
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidValueError(
+                f"{name!r} cannot be written as Parquet: {detail}. Give each column values "
+                "of one type (e.g. df['col'] = df['col'].astype(str)), and column names "
+                "that are strings, then version it again."
+            ) from exc
+
+    return write
+
+
+def _store_frame(project: Project, obj: Any, name: str, kind: str) -> VersionRecord:
+    meta: dict[str, Any] = {}
+    if kind == "series":
+        try:
+            label = _elements.dumps(_elements.encode([obj.name], lambda i: "the Series' name"))
+        except InvalidValueError as exc:
+            raise InvalidValueError(f"{exc} Rename the Series first: s.rename('y').") from exc
+        meta["series_name"] = label.decode("utf-8", "surrogatepass")
+        frame = obj.to_frame(name=_SERIES_COLUMN)
+        digest = str(
+            blake3(
+                b"pandas.Series\0" + label + b"\0" + fingerprint_dataframe(frame).encode()
+            ).hexdigest()
+        )
+        schema: dict[str, Any] = {
+            "dtype": str(obj.dtype),
+            "rows": len(obj),
+            "index": str(obj.index.dtype),
+        }
+    else:
+        frame = obj
+        digest = fingerprint_dataframe(obj)
+        schema = {
+            "columns": {str(c): str(t) for c, t in obj.dtypes.items()},
+            "rows": len(obj),
+            "index": str(obj.index.dtype),
+        }
+    return _record(
+        project, name, kind, digest, "parquet", schema, _parquet_writer(frame, name), meta
+    )
+
+
+def _store_config(project: Project, obj: Any, name: str) -> VersionRecord:
+    try:
+        data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"config {name!r} cannot be written as JSON: {exc}") from exc
+    stored = project.store.put_bytes(data)
+    return project.registry.add(
+        VersionRecord(
+            name=name,
+            hash=stored,
+            object=stored,
+            kind="config",
+            size=len(data),
+            created_at=time.time(),
+            meta={"format": "json"},
+        )
+    )
+
+
+# -- loading -----------------------------------------------------------------------------
+def load_value(project: Project, record: VersionRecord) -> Any:
+    """The value a version from memory holds (its object verified against its hash)."""
+    path = project.store.verify(record.object)
+    fmt = record.meta.get("format")
+    if record.kind in {"dataframe", "series"}:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        if record.kind == "dataframe":
+            return frame
+        series = frame[_SERIES_COLUMN]
+        (label,) = _elements.decode(
+            _elements.loads(record.meta["series_name"].encode("utf-8", "surrogatepass"))
+        )
+        return series.rename(label)
+    if record.kind == "config":
+        return json.loads(path.read_bytes())
+    if fmt not in {"npy", "json", "npz"}:
+        raise VersioningError(
+            f"{record.ref} is stored as {fmt!r}, which this mlnb cannot read; upgrade mlnb."
+        )
+    value = _arrays.unpack(record.kind, fmt, path)
+    if _arrays.pack(value, record.name).digest != record.hash:
+        raise CorruptObjectError(
+            f"{record.ref} does not read back to its hash {record.short} (stored as {fmt}); "
+            "refusing to use it. Run `mlnb pull` to fetch a good copy, or version it again."
+        )
+    return value
