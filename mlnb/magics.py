@@ -2,7 +2,8 @@
 
 A thin face: each subcommand parses its arguments with IPython's ``magic_arguments`` and
 calls :mod:`mlnb.tracking`. Bad arguments and :class:`~mlnb.exceptions.MlnbError` are shown
-as one ``UsageError`` line, never a traceback; nothing already recorded is touched.
+as one ``UsageError`` line, never a traceback, and are the cell's error output (so a run under
+papermill reports why it stopped); nothing already recorded is touched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mlnb.exceptions import MlnbError
 from mlnb.tracking._cells import CellRecorder, locate_notebook
 from mlnb.tracking._session import session
 
-__all__ = ["MlnbMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["MlnbMagics", "MlnbUsageError", "load_ipython_extension", "unload_ipython_extension"]
 
 
 # Each subcommand's parser lives on a function of its own so that `%mlnb?` can show them all.
@@ -193,6 +194,19 @@ def _unquote(text: str) -> str:
     return text
 
 
+class MlnbUsageError(UsageError):
+    """A :class:`UsageError` that also reaches the notebook as an error output of one line.
+
+    IPython prints a plain ``UsageError`` on stderr only, so papermill, which reads a cell's
+    error outputs, stops the run with an empty "CellExecutionError" and the reason is lost.
+    This subclass goes through IPython's traceback path (``_render_traceback_``), which
+    sends the one line as the cell's error: ``UsageError: <what went wrong and the fix>``.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"UsageError: {self}"]
+
+
 @magics_class
 class MlnbMagics(Magics):
     @line_magic
@@ -203,15 +217,19 @@ class MlnbMagics(Magics):
             return None
         func = _SUBCOMMANDS.get(command)
         if func is None:
-            raise UsageError(
+            raise MlnbUsageError(
                 f"unknown %mlnb subcommand {command!r}; choose one of "
                 f"{', '.join(_SUBCOMMANDS)} (see %mlnb?)."
             )
-        args = parse_argstring(func, rest)
         try:
+            args = parse_argstring(func, rest)
             return getattr(self, f"_do_{command}")(args)
         except MlnbError as exc:
-            raise UsageError(str(exc)) from None
+            raise MlnbUsageError(str(exc)) from None
+        except UsageError as exc:
+            if isinstance(exc, MlnbUsageError):
+                raise
+            raise MlnbUsageError(str(exc)) from None
 
     mlnb.__doc__ = _usage()
 
