@@ -49,7 +49,7 @@ from blake3 import blake3
 from mlnb.exceptions import InvalidValueError
 from mlnb.versioning import _elements
 
-__all__ = ["Packed", "is_array_value", "pack", "unpack"]
+__all__ = ["Packed", "feed_array", "is_array_value", "pack", "unpack"]
 
 #: the dense array a hash reads at a time when it must copy (a strided view, bools)
 _CHUNK_BYTES = 64 * 1024 * 1024
@@ -127,10 +127,11 @@ def _chunks(arr: Any) -> Iterator[Any]:
         yield np.ascontiguousarray(arr[start : start + rows]).reshape(-1).view(np.uint8)
 
 
-def _feed(hasher: Any, arr: Any) -> None:
+def feed_array(hasher: Any, arr: Any) -> None:
+    """Feed a dense array's element bytes (C order) to ``hasher``, as its hash counts them."""
     if arr.dtype.names:  # field by field: padding between fields does not count
         for name in arr.dtype.names:
-            _feed(hasher, arr[name])
+            feed_array(hasher, arr[name])
         return
     for piece in _chunks(arr):
         hasher.update(piece)
@@ -141,7 +142,7 @@ def _dense_digest(arr: Any, descr: Any) -> str:
         _header({"type": "numpy.ndarray", "dtype": descr, "shape": list(arr.shape)}),
         max_threads=blake3.AUTO,
     )
-    _feed(hasher, arr)
+    feed_array(hasher, arr)
     return str(hasher.hexdigest())
 
 

@@ -1,6 +1,6 @@
 """Content hashes: BLAKE3 of files (chunked or memory-mapped, never read whole into
-memory), of folders (the hash of their sorted manifest), and of DataFrames (every row and
-column, the dtypes and the index). A stat cache skips re-reading files that did not change.
+memory) and of folders (the hash of their sorted manifest). A stat cache skips re-reading
+files that did not change. (Values in memory: see ``_frames`` and ``_arrays``.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from functools import partial
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 from blake3 import blake3
 
@@ -29,7 +29,6 @@ __all__ = [
     "HASH_NAME",
     "StatCache",
     "TreeEntry",
-    "fingerprint_dataframe",
     "hash_bytes",
     "hash_file",
     "hash_tree",
@@ -440,27 +439,3 @@ def tree_manifest(entries: Iterable[TreeEntry]) -> bytes:
     changes every folder's hash: bump ``_TREE_CACHE_MAGIC`` with it.
     """
     return _manifest(sorted(entries, key=itemgetter(0)))
-
-
-def fingerprint_dataframe(df: Any) -> str:
-    """Full-content fingerprint of a pandas DataFrame: every value of every row and column,
-    the column names and dtypes, and the index. Changing one cell changes it."""
-    import pandas as pd
-
-    hasher = blake3()
-    header = {
-        "kind": "pandas.DataFrame",
-        "shape": list(df.shape),
-        "columns": [str(c) for c in df.columns],
-        "dtypes": [str(t) for t in df.dtypes],
-        "index": [str(df.index.dtype), [str(n) for n in df.index.names]],
-    }
-    hasher.update(json.dumps(header, sort_keys=True).encode())
-    try:
-        rows = pd.util.hash_pandas_object(df, index=True, categorize=True)
-    except TypeError:
-        # Cells holding unhashable objects (lists, dicts): hash their text instead.
-        text = df.astype({c: str for c, t in df.dtypes.items() if t.kind == "O"})
-        rows = pd.util.hash_pandas_object(text, index=True, categorize=True)
-    hasher.update(rows.to_numpy().tobytes())
-    return hasher.hexdigest()

@@ -4,9 +4,9 @@ dict/list configs (as JSON).
 
 Guarantees:
 
-* A version's hash is a hash of its content alone (:func:`fingerprint_dataframe`,
-  :mod:`._arrays`, the JSON bytes of a config), so the same content is the same version in
-  every process, and any change to it is a new version.
+* A version's hash is a hash of its content alone (:mod:`._frames`, :mod:`._arrays`, the
+  JSON bytes of a config), so the same content is the same version in every process, and
+  any change to it is a new version.
 * Content whose hash is already recorded with an object in the store (under any name) is
   neither serialised nor written again: versioning it again costs one hash of the content,
   where the first time cost the hash, the serialisation and the write.
@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import IO, TYPE_CHECKING, Any
-
-from blake3 import blake3
 
 from mlnb.exceptions import CorruptObjectError, InvalidValueError, VersioningError
 from mlnb.versioning import _arrays, _elements
-from mlnb.versioning._hashing import fingerprint_dataframe
+from mlnb.versioning._frames import fingerprint_dataframe, fingerprint_series
 from mlnb.versioning._registry import VersionRecord, check_version_name
 
 if TYPE_CHECKING:
@@ -151,17 +150,23 @@ def _record(
 def _parquet_writer(frame: Any, name: str) -> Any:
     def write(out: IO[bytes]) -> None:
         try:
-            frame.to_parquet(out)
+            with warnings.catch_warnings():
+                # pyarrow's word that the frame would not read back as it is
+                warnings.filterwarnings("error", message=".*roundtrip", category=UserWarning)
+                frame.to_parquet(out)
         except ImportError as exc:
             raise InvalidValueError(
                 f"writing {name!r} as Parquet needs pyarrow: pip install pyarrow ({exc})."
             ) from exc
-        except (TypeError, ValueError) as exc:  # pyarrow's ArrowTypeError, ArrowInvalid
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except (TypeError, ValueError, NotImplementedError, UserWarning) as exc:
+            # pyarrow's ArrowTypeError, ArrowInvalid, ArrowNotImplementedError
+            text = str(exc).strip()
+            detail = text.splitlines()[0] if text else type(exc).__name__
             raise InvalidValueError(
-                f"{name!r} cannot be written as Parquet: {detail}. Give each column values "
-                "of one type (e.g. df['col'] = df['col'].astype(str)), and column names "
-                "that are strings, then version it again."
+                f"{name!r} cannot be written as Parquet exactly: {detail}. Give each column "
+                "values of one type Parquet stores (e.g. df['col'] = df['col'].astype(str)), "
+                "and the columns unique names of one type (e.g. df.columns = "
+                "df.columns.astype(str)), then version it again."
             ) from exc
 
     return write
@@ -176,11 +181,7 @@ def _store_frame(project: Project, obj: Any, name: str, kind: str) -> VersionRec
             raise InvalidValueError(f"{exc} Rename the Series first: s.rename('y').") from exc
         meta["series_name"] = label.decode("utf-8", "surrogatepass")
         frame = obj.to_frame(name=_SERIES_COLUMN)
-        digest = str(
-            blake3(
-                b"pandas.Series\0" + label + b"\0" + fingerprint_dataframe(frame).encode()
-            ).hexdigest()
-        )
+        digest = fingerprint_series(obj, label)
         schema: dict[str, Any] = {
             "dtype": str(obj.dtype),
             "rows": len(obj),

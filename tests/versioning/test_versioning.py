@@ -22,6 +22,7 @@ from mlnb.exceptions import (
 )
 from mlnb.versioning import _hashing, checkout, gc, lineage, load, render_lineage, version, versions
 from mlnb.versioning._core import Project
+from mlnb.versioning._frames import fingerprint_dataframe
 
 
 def _write(path: Path, text: str) -> Path:
@@ -122,6 +123,48 @@ def test_dataframe_fingerprint_covers_every_cell(project: Path) -> None:
     assert version(renamed, "frame", run=False).hash != record.hash
     pd.testing.assert_frame_equal(load("frame@1"), df)
     assert [v.number for v in versions("frame")] == [1, 2, 3, 4, 5]
+
+
+def test_dataframe_hash_is_content_not_layout_and_counts_types(project: Path) -> None:
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((1_000, 3))
+    df = pd.DataFrame(values, columns=["a", "b", "c"])
+    df["when"] = pd.date_range("2024-01-01", periods=1_000, freq="h", tz="UTC")
+    first = version(df, "f", run=False).hash
+    by_columns = pd.DataFrame({c: df[c].to_numpy().copy() for c in df.columns})
+    from_fortran = pd.DataFrame(np.asfortranarray(values), columns=["a", "b", "c"])
+    from_fortran["when"] = df["when"]
+    for same in (by_columns, from_fortran, df.copy()):  # other block layouts, same cells
+        assert version(same, "f", run=False).hash == first
+    differing = {
+        "one tz-aware cell": df.assign(when=df["when"].where(df.index != 999)),
+        "int column names": df.set_axis([0, 1, 2, 3], axis=1),
+        "a MultiIndex": df.set_index(["a", "b"]),
+    }
+    hashes = {why: version(frame, "f", run=False).hash for why, frame in differing.items()}
+    assert first not in hashes.values() and len(set(hashes.values())) == len(hashes)
+
+    assert fingerprint_dataframe(pd.DataFrame({1: [1]})) != fingerprint_dataframe(
+        pd.DataFrame({"1": [1]})
+    )
+    assert fingerprint_dataframe(pd.DataFrame({"o": [1, "x"]})) != fingerprint_dataframe(
+        pd.DataFrame({"o": ["1", "x"]})
+    )
+    long = np.arange(5_000)
+    changed = long.copy()
+    changed[2_500] = -1  # hidden in the middle of str(array)'s "..."
+    assert fingerprint_dataframe(pd.DataFrame({"o": [long, None]})) != fingerprint_dataframe(
+        pd.DataFrame({"o": [changed, None]})
+    )
+    before = len(versions("f"))
+    for frame, why in (
+        (df.rename(columns={"a": 1}), "column names of mixed type"),
+        (pd.DataFrame({"c": [1 + 2j]}), "complex128"),
+        (pd.DataFrame([[1, 2]], columns=["a", "a"]), "Duplicate column names"),
+    ):
+        with pytest.raises(InvalidValueError, match=rf"cannot be written as Parquet.*{why}"):
+            version(frame, "f", run=False)
+    assert len(versions("f")) == before  # nothing recorded
 
 
 def test_dataframe_with_unhashable_cells(project: Path) -> None:
