@@ -127,11 +127,11 @@ def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
     if is_value(obj):
         return store_value(project, obj, name)
     if not isinstance(obj, (str, os.PathLike)):
-        hint = (
-            " (a numpy scalar: version np.asarray(x), a 0-d array)"
-            if type(obj).__module__ == "numpy"
-            else ""
-        )
+        hint = ""
+        if type(obj).__module__ == "numpy":
+            hint = " (a numpy scalar: version np.asarray(x), a 0-d array)"
+        elif hasattr(obj, "__array__"):  # a tensor, a pandas array, an xarray...
+            hint = " (it converts to a numpy array: version np.asarray(x))"
         raise InvalidValueError(
             f"cannot version a {type(obj).__name__}{hint}: give a path to a file or folder, "
             "a pandas DataFrame or Series, a numpy array, a scipy sparse matrix, a list, "

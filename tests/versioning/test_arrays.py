@@ -220,10 +220,11 @@ def test_bad_values_are_refused_and_nothing_is_recorded(project: Path) -> None:
         (np.ones(3), None, r"an array \(or a list, tuple or dict of arrays\) needs a name"),
         (np.float64(1.0), "x", r"cannot version a float64 \(a numpy scalar: .*np\.asarray"),
         (pd.Series([1]), None, r"a Series needs a name"),
+        (pd.array([1, None]), "ea", r"IntegerArray \(it converts to a numpy array: .*asarray"),
         (
             pd.DataFrame({"m": [1, "a"]}),
             "df",
-            r"'df' cannot be written as Parquet: .*astype\(str\)",
+            r"'df' cannot be written as Parquet exactly: .*column m.*astype\(str\)",
         ),
         (_deep(), "deep", r"element \(0,\) of 'deep'(\[0\])+ is nested more than 64 levels"),
     ]
