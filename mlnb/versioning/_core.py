@@ -248,7 +248,10 @@ def _attach(
 
 def versions(name: str) -> list[VersionRecord]:
     """Every version of ``name``, oldest first."""
+    from mlnb.versioning._lineage import link_local_runs
+
     project = Project.current()
+    link_local_runs(project)
     records = project.registry.versions(check_version_name(name))
     if not records:
         project.registry.resolve(name)  # raises the helpful "no versions of" error

@@ -12,7 +12,7 @@ from typing import Any
 from mlnb.versioning._core import Project
 from mlnb.versioning._registry import VersionRecord
 
-__all__ = ["lineage", "render_lineage"]
+__all__ = ["lineage", "link_local_runs", "render_lineage"]
 
 MAX_DEPTH = 12
 #: edges whose "run" is an exported service folder (``mlnb export``) start with this
@@ -59,9 +59,48 @@ class _Runs:
         return self._names[run_id]
 
 
+def link_local_runs(project: Project) -> int:
+    """Give versions and edges recorded under a run's local id its MLflow id; returns how
+    many rows changed.
+
+    The tracking journal creates a run under a local id (``local-...``) and in MLflow later,
+    maybe in another process (the kernel's hand-off after it exited, ``mlnb sync``) than the
+    one that versioned data for it. The run carries the tag ``mlnb.local_id``, so whoever
+    reads versions looks the id up here. Best effort: when MLflow does not answer, the ids
+    stay local until the next read.
+    """
+    from mlnb.tracking._client import LOCAL_ID_TAG
+    from mlnb.tracking._journal import LOCAL_PREFIX
+
+    local = project.registry.run_ids_like(LOCAL_PREFIX)
+    if not local:
+        return 0
+    changed = 0
+    try:
+        from mlflow.entities import ViewType
+
+        from mlnb.tracking._client import get_client
+
+        client = get_client(project.settings)
+        experiments = [e.experiment_id for e in client.search_experiments(ViewType.ALL)]
+        for run_id in local:
+            found = client.search_runs(
+                experiments,
+                filter_string=f"tags.`{LOCAL_ID_TAG}` = '{run_id}'",
+                run_view_type=ViewType.ALL,
+                max_results=1,
+            )
+            if found:
+                changed += project.registry.rename_run(run_id, found[0].info.run_id)
+    except Exception:
+        return changed  # not created yet, or the store is unreachable: next time
+    return changed
+
+
 def lineage(ref: str) -> dict[str, Any]:
     """The lineage of ``ref`` as a JSON-ready dict (see ``mlnb lineage --json``)."""
     project = Project.current()
+    link_local_runs(project)
     registry = project.registry
     root = registry.resolve(ref)
     runs = _Runs()

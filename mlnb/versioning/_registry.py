@@ -158,6 +158,19 @@ class Registry:
             )
             return int(changed.rowcount + moved.rowcount)
 
+    def run_ids_like(self, prefix: str) -> list[str]:
+        """Run ids starting with ``prefix`` that versions or edges name."""
+        if not self.path.exists():
+            return []
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT run_id FROM versions WHERE run_id LIKE ? ESCAPE '\\' "
+                "UNION SELECT run_id FROM edges WHERE run_id LIKE ? ESCAPE '\\'",
+                (pattern, pattern),
+            ).fetchall()
+        return sorted(row[0] for row in rows)
+
     def set_object(self, name: str, digest: str, obj: str) -> None:
         """Point a version at another stored copy of the same content."""
         with self._conn() as conn:

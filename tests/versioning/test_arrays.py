@@ -284,6 +284,27 @@ def test_arrays_are_run_inputs_and_outputs_with_lineage(project: Path) -> None:
     assert gc().removed == []  # every array's object is live
 
 
+def test_versions_recorded_under_a_runs_local_id_follow_it_to_mlflow(project: Path) -> None:
+    """The tracking journal may create a run in MLflow in another process (a kernel's
+    hand-off) than the one that versioned data for it under the run's local id."""
+    from mlnb.tracking._client import LOCAL_ID_TAG, get_client
+
+    local = "local-0123456789abcdef0123456789abcdef"
+    registry = Project.current().registry
+    record = version(np.arange(3), "X", run=False)
+    registry.add_edge(local, "X", record.hash, "input")
+    with registry._conn() as conn:
+        conn.execute("UPDATE versions SET run_id = ? WHERE name = 'X'", (local,))
+    assert versions("X")[0].run_id == local  # no such run in MLflow yet: left as it is
+
+    client = get_client(get_settings())
+    experiment = client.create_experiment("elsewhere")
+    real = client.create_run(experiment, tags={LOCAL_ID_TAG: local}).info.run_id
+    assert versions("X")[0].run_id == real
+    assert [e.run_id for e in registry.edges(name="X")] == [real]
+    assert registry.run_ids_like("local-") == []
+
+
 def test_version_magic_takes_arrays_and_shows_errors_in_one_line(
     shell: Any, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
