@@ -16,7 +16,14 @@ from mlnb.exceptions import InvalidValueError, VersioningError
 from mlnb.versioning._hashing import StatCache, hash_tree
 from mlnb.versioning._registry import Registry, VersionRecord, check_version_name
 from mlnb.versioning._store import ObjectStore
-from mlnb.versioning._values import FROM_MEMORY, SUFFIXES, is_value, load_value, store_value
+from mlnb.versioning._values import (
+    FROM_MEMORY,
+    SUFFIXES,
+    is_value,
+    load_value,
+    read_value,
+    store_value,
+)
 
 __all__ = [
     "PINNED",
@@ -329,14 +336,11 @@ def load(ref: str) -> Any:
 
 
 def _content(kind: str, fmt: str | None, path: Path) -> Any:
-    """What :func:`load` returns for an object at ``path``: a DataFrame, a JSON config, or
-    the path itself (a file or folder, and configs in other formats)."""
-    if kind == "dataframe":
-        import pandas as pd
-
-        return pd.read_parquet(path)
-    if kind == "config" and fmt == "json":
-        return json.loads(path.read_bytes())
+    """What :func:`load` returns for a pinned copy at ``path``: the value from memory it
+    holds (a DataFrame, Series, array, ... or JSON config), or the path itself (a file or
+    folder, and configs in other formats)."""
+    if kind in FROM_MEMORY or (kind == "config" and fmt == "json"):
+        return read_value(kind, fmt, path)
     return path
 
 

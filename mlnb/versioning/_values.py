@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from mlnb.exceptions import CorruptObjectError, InvalidValueError, VersioningError
@@ -42,7 +43,7 @@ from mlnb.versioning._registry import VersionRecord, check_version_name
 if TYPE_CHECKING:
     from mlnb.versioning._core import Project
 
-__all__ = ["FROM_MEMORY", "SUFFIXES", "is_value", "load_value", "store_value"]
+__all__ = ["FROM_MEMORY", "SUFFIXES", "is_value", "load_value", "read_value", "store_value"]
 
 #: kinds of versions made from values in memory (restored by :func:`load_value`)
 FROM_MEMORY = frozenset({"dataframe", "series", "array", "sparse", "arrays"})
@@ -50,6 +51,9 @@ FROM_MEMORY = frozenset({"dataframe", "series", "array", "sparse", "arrays"})
 SUFFIXES = {"parquet": ".parquet", "json": ".json", "npy": ".npy", "npz": ".npz"}
 #: the column a Series is stored under (its own name is kept in the record)
 _SERIES_COLUMN = "values"
+#: the Series' name (as :mod:`._elements` JSON), kept in the Parquet file's pandas attrs too
+_SERIES_ATTR = "mlnb.series_name"
+_ARRAY_KINDS = frozenset({"array", "sparse", "arrays"})
 
 
 def _pandas_kind(obj: Any) -> str | None:
@@ -181,6 +185,7 @@ def _store_frame(project: Project, obj: Any, name: str, kind: str) -> VersionRec
             raise InvalidValueError(f"{exc} Rename the Series first: s.rename('y').") from exc
         meta["series_name"] = label.decode("utf-8", "surrogatepass")
         frame = obj.to_frame(name=_SERIES_COLUMN)
+        frame.attrs = {_SERIES_ATTR: meta["series_name"]}  # a copy of the frame's, not obj's
         digest = fingerprint_series(obj, label)
         schema: dict[str, Any] = {
             "dtype": str(obj.dtype),
@@ -220,29 +225,35 @@ def _store_config(project: Project, obj: Any, name: str) -> VersionRecord:
 
 
 # -- loading -----------------------------------------------------------------------------
+def read_value(kind: str, fmt: str | None, path: Path, meta: dict[str, Any] | None = None) -> Any:
+    """The value of ``kind`` stored in format ``fmt`` in the file at ``path``: an object of
+    the store, or the copy an exported service pinned (which has no record, only the file)."""
+    if kind in {"dataframe", "series"}:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        if kind == "dataframe":
+            return frame
+        label = frame.attrs.get(_SERIES_ATTR) or (meta or {}).get("series_name") or "null"
+        (name,) = _elements.decode(_elements.loads(label.encode("utf-8", "surrogatepass")))
+        series = frame[_SERIES_COLUMN]
+        series.attrs.pop(_SERIES_ATTR, None)
+        return series.rename(name)
+    if kind == "config":
+        return json.loads(path.read_bytes())
+    if fmt not in {"npy", "json", "npz"}:
+        raise VersioningError(
+            f"{path} holds a {kind} stored as {fmt!r}, which this mlnb cannot read; upgrade mlnb."
+        )
+    return _arrays.unpack(kind, fmt, path)
+
+
 def load_value(project: Project, record: VersionRecord) -> Any:
     """The value a version from memory holds (its object verified against its hash)."""
     path = project.store.verify(record.object)
     fmt = record.meta.get("format")
-    if record.kind in {"dataframe", "series"}:
-        import pandas as pd
-
-        frame = pd.read_parquet(path)
-        if record.kind == "dataframe":
-            return frame
-        series = frame[_SERIES_COLUMN]
-        (label,) = _elements.decode(
-            _elements.loads(record.meta["series_name"].encode("utf-8", "surrogatepass"))
-        )
-        return series.rename(label)
-    if record.kind == "config":
-        return json.loads(path.read_bytes())
-    if fmt not in {"npy", "json", "npz"}:
-        raise VersioningError(
-            f"{record.ref} is stored as {fmt!r}, which this mlnb cannot read; upgrade mlnb."
-        )
-    value = _arrays.unpack(record.kind, fmt, path)
-    if _arrays.pack(value, record.name).digest != record.hash:
+    value = read_value(record.kind, fmt, path, record.meta)
+    if record.kind in _ARRAY_KINDS and _arrays.pack(value, record.name).digest != record.hash:
         raise CorruptObjectError(
             f"{record.ref} does not read back to its hash {record.short} (stored as {fmt}); "
             "refusing to use it. Run `mlnb pull` to fetch a good copy, or version it again."

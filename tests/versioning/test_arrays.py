@@ -174,6 +174,28 @@ def test_versioning_again_writes_nothing(project: Path, monkeypatch: pytest.Monk
     assert_same(load("xy"), arrays)
 
 
+def test_a_services_pinned_copies_load_as_the_versions(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exported service pins what its cells load (a checkout of each version, with kind
+    and format only) and ``mlnb.load_version`` reads those copies instead of the store."""
+    from mlnb.versioning._core import PINNED
+
+    values = {name: v for name, v in examples().items() if name in PINNED_EXAMPLES}
+    pins = {}
+    for name, value in values.items():
+        record = version(value, name, run=False)
+        copy = checkout(name, project / "service" / "versions" / name)
+        pins[name] = {"kind": record.kind, "format": record.meta["format"], "path": copy}
+    monkeypatch.setattr(Project, "current", None)  # a service has no project to fall back on
+    for name, value in values.items():
+        monkeypatch.setitem(PINNED, name, pins[name])
+        assert_same(load(name), value, name)
+
+
+PINNED_EXAMPLES = ("float2d", "object-nested", "csr-array", "splits", "series-tuple-name")
+
+
 def test_checkout_writes_files_numpy_and_scipy_read(project: Path) -> None:
     X = np.arange(20.0).reshape(4, 5)
     S = sp.csr_array(np.eye(3))
