@@ -71,6 +71,8 @@ def reset_tracking() -> None:
     for journal in list(_writer._journals.values()):
         if journal.flush(timeout=10):
             journal.close()
+        else:  # as this process's exit would: the next mlnb process replays the rest
+            journal.detach()
     _writer._journals.clear()
     _writer._recovered.clear()
     _session._SESSION = None

@@ -313,6 +313,7 @@ class Journal:
         self._sending = threading.Event()  # set while a send is under way
         self._retry_now = threading.Event()
         self._disk_error: BaseException | None = None
+        self._detached = False
         self._attempts = 0  # failed attempts while offline
         self.rejected: list[str] = []
         self.unsent = 0  # entries committed and not yet sent
@@ -420,6 +421,15 @@ class Journal:
                 self.segment.release()
                 self._open = False
 
+    def detach(self) -> None:
+        """Stop sending and give up the lease, as this process's exit would: what is left is
+        replayed by the next mlnb process (used when a process drops its journal early)."""
+        self._detached = True
+        self._retry_now.set()
+        with self._cond:
+            self._cond.notify_all()
+        self.segment.release()
+
     # -- threads -------------------------------------------------------------------------
     def _start(self) -> None:
         with self._open_lock:
@@ -496,10 +506,12 @@ class Journal:
 
     def _send_loop(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._detached:
             with self._cond:
-                while not self._committed:
+                while not self._committed and not self._detached:
                     self._cond.wait()
+                if self._detached:
+                    return
                 item = self._committed[0]
             if isinstance(item, _Marker):
                 with self._cond:

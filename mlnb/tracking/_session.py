@@ -204,12 +204,6 @@ class TrackingSession:
         run = self._runs.get(local)
         if run is not None:
             run.real = real
-        try:  # versions and lineage recorded while the run had only its local id
-            from mlnb.versioning import rename_run
-
-            rename_run(local, real)
-        except ImportError:  # pragma: no cover - versioning without rename_run
-            pass
 
     def _register_exit(self) -> None:
         # (Re-)registered after mlflow is imported, so it runs before MLflow's own handler

@@ -41,6 +41,12 @@ _created_hooks: list[Callable[[str, str], None]] = []
 
 
 def _on_created(local: str, real: str) -> None:
+    try:  # versions and lineage recorded while the run had only its local id
+        from mlnb.versioning import rename_run
+
+        rename_run(local, real)
+    except Exception as exc:  # pragma: no cover - the registry is a bonus here
+        _warn(f"could not follow run {local} to {real} in the version registry: {exc}")
     for hook in list(_created_hooks):
         try:
             hook(local, real)
