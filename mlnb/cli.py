@@ -17,12 +17,38 @@ __all__ = ["main"]
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from mlnb.config import init_project
+    from mlnb.config import get_settings, init_project
+    from mlnb.tracking import describe_status, ensure_store
 
     for line in init_project():
         print(line)
+    status = ensure_store(get_settings().tracking_uri)  # create and migrate it now
+    if status is not None:
+        took = f" in {status.seconds:.2f} s" if status.created else ""
+        verb = "created " if status.created else "exists  "
+        print(f"{verb} {status.path} ({describe_status(status)}){took}")
     print("next: run a notebook with `%load_ext mlnb`, then `mlnb ui` to see its runs")
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from mlnb.config import get_settings
+    from mlnb.tracking import check_store, describe_status, repair_store, store_path
+
+    settings = get_settings()
+    path = store_path(settings.tracking_uri)
+    if path is None:
+        print(f"tracking {settings.tracking_uri}: not a SQLite store, nothing to check here")
+        return 0
+    if args.repair:
+        for line in repair_store(settings.tracking_uri).lines():
+            print(line)
+        return 0
+    status = check_store(path)
+    if status.state in {"missing", "ready"}:
+        print(f"store    {path}: {describe_status(status)}")
+        return 0
+    raise status.error()
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -62,11 +88,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     from mlnb.config import get_settings
+    from mlnb.tracking import ensure_store
 
     settings = get_settings()
     if settings.is_remote:
         print(f"tracking goes to a server: open {settings.tracking_uri} in a browser")
         return 0
+    ensure_store(settings.tracking_uri)  # made whole before `mlflow ui` opens it
     command = [
         sys.executable, "-m", "mlflow", "ui",
         "--backend-store-uri", settings.tracking_uri,
@@ -393,7 +421,13 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("init", _cmd_init, "create .mlnb/ in the project and show where runs go")
+    add("init", _cmd_init, "create .mlnb/ and the MLflow store, and show where runs go")
+    doc = add("doctor", _cmd_doctor, "check the local MLflow store; --repair fixes a broken one")
+    doc.add_argument(
+        "--repair",
+        action="store_true",
+        help="repair a half-migrated or outdated store (a backup is kept)",
+    )
     add("sync", _cmd_sync, "send writes journaled while the tracking server was down")
     add("status", _cmd_status, "show the project root, tracking URI and journaled writes")
     show = add("show", _cmd_show, "print a run's params, metrics, tags and artifacts")

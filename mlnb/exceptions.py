@@ -8,6 +8,8 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     ├── ConfigError            settings, project root, pyproject.toml [tool.mlnb]
     ├── TrackingError          the MLflow side of a run
     │   ├── TrackingUnavailableError   the tracking server cannot be reached
+    │   ├── StoreError                 the local SQLite store cannot be created or opened
+    │   │   └── StoreNeedsRepairError  half-migrated, or migrated by an older MLflow
     │   ├── NoActiveRunError           an operation needs a run and there is none
     │   └── InvalidValueError          a value MLflow cannot record (a DataFrame as a metric…)
     ├── GateError              promotion gates, promote and rollback: bad input or state
@@ -38,6 +40,8 @@ __all__ = [
     "NoActiveRunError",
     "NotebookError",
     "RemoteError",
+    "StoreError",
+    "StoreNeedsRepairError",
     "TrackingError",
     "TrackingUnavailableError",
     "UntrustedModelError",
@@ -67,6 +71,20 @@ class TrackingUnavailableError(TrackingError):
     """The tracking server cannot be reached (refused, timed out, or answered 5xx)."""
 
     exit_code = 3
+
+
+class StoreError(TrackingError):
+    """The local SQLite tracking store (``.mlnb/mlflow.db`` or a ``sqlite:///`` URI) cannot
+    be created, opened or repaired: a full disk, a read-only folder, a newer MLflow's schema."""
+
+    exit_code = 8
+
+
+class StoreNeedsRepairError(StoreError):
+    """The SQLite store is half-migrated (an interrupted MLflow schema migration) or was
+    migrated by an older MLflow; ``mlnb doctor --repair`` fixes it and keeps a backup."""
+
+    exit_code = 9
 
 
 class NoActiveRunError(TrackingError):

@@ -18,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.tracking._models import LoggedModelInfo
+from mlnb.tracking._repair import RepairReport, describe_status, repair_store
 from mlnb.tracking._session import session
+from mlnb.tracking._store import StoreStatus, check_store, ensure_store, store_path
 
 __all__ = [
     "LoggedModelInfo",
+    "RepairReport",
+    "StoreStatus",
     "active_run",
+    "check_store",
+    "describe_status",
     "end_run",
+    "ensure_store",
     "expect_model_files",
     "flush",
     "load_model",
@@ -33,10 +40,12 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "repair_store",
     "seed",
     "set_tag",
     "set_tags",
     "start_run",
+    "store_path",
     "sync",
     "verify_model_files",
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlnb._text import first_line, slug
 from mlnb.config import Settings
 from mlnb.exceptions import TrackingError, TrackingUnavailableError
+from mlnb.tracking._store import ensure_store, is_disk_full
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -71,6 +72,9 @@ def configure_mlflow(settings: Settings) -> None:
         # whatever the working directory is; keep them in the project's store instead.
         os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = settings.artifact_root.as_uri()
         settings.home.mkdir(parents=True, exist_ok=True)
+    for uri in (settings.tracking_uri, settings.registry_uri):  # SQLite: made whole first
+        if uri:
+            ensure_store(uri)
     if _configured.get("tracking") != settings.tracking_uri:
         with _environment_kept("MLFLOW_TRACKING_URI"):
             _mlflow_own(mlflow, "set_tracking_uri")(settings.tracking_uri)
@@ -230,6 +234,8 @@ def describe_error(exc: BaseException, uri: str, doing: str) -> TrackingError:
         hint = " Check MLFLOW_TRACKING_URI or tracking_uri in [tool.mlnb]."
     elif "unable to open database file" in first:
         hint = " The folder of the SQLite file must exist and be writable."
+    elif is_disk_full(exc):
+        hint = " The disk is full: free some space; what the store held before is intact."
     return TrackingError(f"could not {doing} on {uri}: {first}.{hint}")
 
 
@@ -249,6 +255,7 @@ def client_for(uri: str) -> MlflowClient:
         settings = get_settings()
         if settings.tracking_uri == uri:
             configure_mlflow(settings)
+        ensure_store(uri)  # a SQLite store: made whole before MLflow opens it
         with _clients_lock:
             client = _clients.get(uri)
             if client is None:
