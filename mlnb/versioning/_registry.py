@@ -3,6 +3,12 @@
 A version is identified by its content hash; its number (1, 2, …) is its place in the
 order versions of that name were first recorded, so records from several clones merge
 without conflicts. An edge says that a run read (``input``) or wrote (``output``) a version.
+
+Many processes (notebooks, pipeline workers) write here at once: the file is in WAL
+journal mode (readers never block the writer), every write is one ``BEGIN IMMEDIATE``
+transaction (a read-modify-write such as :meth:`Registry.update_meta` cannot lose a
+concurrent update), and a writer waits up to :data:`BUSY_TIMEOUT` seconds for another
+instead of failing with "database is locked".
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ CREATE TABLE IF NOT EXISTS edges (
 CREATE INDEX IF NOT EXISTS edges_by_version ON edges (name, hash);
 CREATE INDEX IF NOT EXISTS versions_by_hash ON versions (hash);
 """
+
+#: seconds a connection waits for another process's write before giving up
+BUSY_TIMEOUT = 30.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
@@ -109,12 +118,17 @@ class Registry:
         self.path = path
 
     @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
+    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; with ``write``, inside one transaction that holds the write lock
+        from its start (committed when the block ends, rolled back on an error)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
         try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
             conn.executescript(_SCHEMA)
             with conn:
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")
                 yield conn
         finally:
             conn.close()
@@ -122,7 +136,7 @@ class Registry:
     # -- writing ---------------------------------------------------------------------
     def add(self, record: VersionRecord) -> VersionRecord:
         """Record a version (an existing (name, hash) keeps its first record)."""
-        with self._conn() as conn:
+        with self._conn(write=True) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -141,7 +155,7 @@ class Registry:
         return self.get(record.name, record.hash)
 
     def add_edge(self, run_id: str, name: str, digest: str, role: str) -> None:
-        with self._conn() as conn:
+        with self._conn(write=True) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
                 (run_id, name, digest, role, time.time()),
@@ -179,12 +193,18 @@ class Registry:
             )
 
     def update_meta(self, name: str, digest: str, **meta: Any) -> None:
-        record = self.get(name, digest)
-        record.meta.update(meta)
-        with self._conn() as conn:
+        """Merge ``meta`` into the version's metadata (read and written in one transaction,
+        so concurrent updates of other keys are kept)."""
+        with self._conn(write=True) as conn:
+            row = conn.execute(
+                "SELECT meta FROM versions WHERE name = ? AND hash = ?", (name, digest)
+            ).fetchone()
+            if row is None:
+                raise VersionNotFoundError(f"{name}@{digest[:12]} is not recorded.")
+            merged = {**(json.loads(row[0]) if row[0] else {}), **meta}
             conn.execute(
                 "UPDATE versions SET meta = ? WHERE name = ? AND hash = ?",
-                (json.dumps(record.meta), name, digest),
+                (json.dumps(merged), name, digest),
             )
 
     # -- reading ---------------------------------------------------------------------
@@ -301,7 +321,7 @@ class Registry:
         self.add(VersionRecord(**data))
 
     def import_edge(self, data: dict[str, Any]) -> None:
-        with self._conn() as conn:
+        with self._conn(write=True) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
                 (data["run_id"], data["name"], data["hash"], data["role"], data["created_at"]),
