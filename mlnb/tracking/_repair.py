@@ -6,7 +6,9 @@ first users at once under plain MLflow or an older mlnb) or when an older MLflow
 
 1. **A backup first.** Before anything else, a consistent copy of the store as it is (its
    WAL included, with SQLite's backup API; a file SQLite cannot read is copied byte for
-   byte) is written and fsynced to ``<db>.backup-<UTC time>``. It is never removed.
+   byte) is written, fsynced and renamed to ``<db>.backup-<UTC time>``, so a backup by
+   that name is always complete. It is kept once the repaired store is in place; when the
+   repair fails it is removed again, since the store itself is then unchanged.
 2. **All or nothing.** The repaired store is built in ``<db>.repairing-<pid>``, from the
    backup, by MLflow's own migration code: first by upgrading a copy (``_upgrade_db``);
    when that fails (leftover ``_alembic_tmp_*`` tables, columns added twice), by salvage:
@@ -14,7 +16,8 @@ first users at once under plain MLflow or an older mlnb) or when an older MLflow
    into it (from ``_alembic_tmp_<table>`` where the migration had already dropped
    ``<table>``), then upgraded. It is checked (head revision, every table, ``quick_check``,
    no fewer experiments, runs, params or tags than before), switched to WAL, fsynced and
-   renamed onto ``<db>``. A failure or a kill at any step leaves ``<db>`` as it was.
+   renamed onto ``<db>``. A failure or a kill at any step leaves ``<db>`` as it was (a
+   kill may leave ``<db>.repairing-*`` files, which the next repair removes).
 3. **Exclusive.** The whole repair holds the store's lock, and it refuses to replace a
    store another process has open in WAL mode (it would go on writing to the old file).
 4. A store SQLite cannot read at all is kept as the backup and replaced by a new, empty
@@ -163,18 +166,24 @@ def _backup_path(path: Path) -> Path:
 
 
 def _write_backup(path: Path, backup: Path, status: StoreStatus) -> None:
-    if status.state == UNREADABLE:
-        shutil.copyfile(path, backup)
-    else:
-        _store.copy_database(path, backup)
-    _store._fsync(backup)
-    _store._fsync_dir(backup.parent)
+    """Copy the store to ``backup``, which appears only once it is complete and on disk."""
+    partial = path.with_name(f"{path.name}.repairing-{os.getpid()}.backup")
+    try:
+        if status.state == UNREADABLE:
+            shutil.copyfile(path, partial)
+        else:
+            _store.copy_database(path, partial)
+        _store._fsync(partial)
+        os.replace(partial, backup)
+        _store._fsync_dir(backup.parent)
+    finally:
+        _store.discard(partial)
 
 
 def _rebuild(backup: Path, tmp: Path, before: StoreStatus) -> str:
     """Build the repaired store in ``tmp``; returns how (upgraded, salvaged, recreated)."""
     if before.state == UNREADABLE:
-        build_schema(tmp)
+        _store.new_empty_store(tmp)
         return "recreated"
     _store.copy_database(backup, tmp)
     try:
@@ -246,6 +255,8 @@ def _count(conn: sqlite3.Connection, schema: str, table: str | None) -> int:
 
 def _compare(backup: Path, tmp: Path, action: str) -> dict[str, tuple[int, int]]:
     """Rows of the counted tables before and after; raises if the repair lost any."""
+    if action == "recreated":
+        return {}  # SQLite could not read the old file: there is nothing to count
     conn = connect(tmp)
     try:
         conn.execute("ATTACH DATABASE ? AS old", (str(backup),))
@@ -260,13 +271,12 @@ def _compare(backup: Path, tmp: Path, action: str) -> dict[str, tuple[int, int]]
         conn.execute("DETACH DATABASE old")
     finally:
         conn.close()
-    if action != "recreated":
-        lost = [f"{t} {a}->{b}" for t, (a, b) in counts.items() if t in MUST_KEEP and b < a]
-        if lost:
-            raise StoreError(
-                f"the repaired copy would lose rows ({', '.join(lost)}); the store was not "
-                f"changed and a backup is at {backup}. Please report this to mlnb."
-            )
+    lost = [f"{t} {a}->{b}" for t, (a, b) in counts.items() if t in MUST_KEEP and b < a]
+    if lost:
+        raise StoreError(
+            f"the repaired copy of the store would lose rows ({', '.join(lost)}), so the "
+            "store was not changed; please report this to mlnb."
+        )
     return {t: c for t, c in counts.items() if c != (0, 0)}
 
 

@@ -23,10 +23,13 @@ import importlib.util
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlnb.exceptions import StoreError
 
 __all__ = [
     "Schema",
@@ -109,20 +112,27 @@ def _schema_from_mlflow(version: str) -> Schema:
     from mlflow.store.db.base_sql_model import Base
 
     script = ScriptDirectory.from_config(utils._get_alembic_config(db_url=""))
+    heads = script.get_heads()
+    if len(heads) != 1:  # what MLflow's own _get_latest_schema_revision refuses too
+        raise StoreError(
+            f"MLflow {version}'s migration scripts have {len(heads)} head revisions "
+            f"({', '.join(heads)}); reinstall MLflow (pip install --force-reinstall mlflow)."
+        )
     revisions = frozenset(rev.revision for rev in script.walk_revisions())
-    return Schema(
-        version, utils._get_latest_schema_revision(), frozenset(Base.metadata.tables), revisions
-    )
+    return Schema(version, heads[0], frozenset(Base.metadata.tables), revisions)
 
 
 @contextlib.contextmanager
 def quiet_migration_logs() -> Iterator[None]:
-    """Silence MLflow's and alembic's INFO lines about creating and migrating tables."""
+    """Silence MLflow's and alembic's INFO lines about creating and migrating tables, and
+    the SQLAlchemy warnings MLflow's migration scripts raise (nothing a user can act on)."""
     saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in _QUIET_LOGGERS]
     for logger, _ in saved:
         logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         for logger, level in saved:
             logger.setLevel(level)

@@ -22,8 +22,8 @@ guarantees:
    processes wait on it (at most :data:`LOCK_TIMEOUT` seconds, then a clear error), then
    find the store made.
 3. **Checked once per process.** The first use of a URI opens the file read-only, without
-   the lock, and reads its schema revision and tables; later uses cost one ``stat`` (the
-   check runs again only when the file was replaced or removed).
+   the lock, and reads its schema revision and tables; later uses cost one ``stat`` (a few
+   microseconds; the check runs again only when the file was replaced or removed).
 4. **Broken stores are never touched by a normal command.** A store half-migrated, or
    migrated by an older MLflow, raises :class:`~mlnb.exceptions.StoreNeedsRepairError`, one
    line naming ``mlnb doctor --repair`` (:mod:`mlnb.tracking._repair`: keeps a backup, then
@@ -77,6 +77,7 @@ __all__ = [
     "forget_checked",
     "install",
     "is_disk_full",
+    "new_empty_store",
     "remove_stale",
     "store_lock",
     "store_path",
@@ -243,7 +244,8 @@ def _classify(
 
 
 # -- making a store ---------------------------------------------------------------------
-_checked: dict[Path, tuple[tuple[int, int], StoreStatus]] = {}
+#: URI -> (device and inode of its file when checked, what was found)
+_checked: dict[str, tuple[tuple[int, int], StoreStatus]] = {}
 _thread_lock = threading.RLock()
 
 
@@ -268,13 +270,13 @@ def ensure_store(uri: str) -> StoreStatus | None:
     Raises :class:`StoreNeedsRepairError` for a broken store, :class:`StoreError` when the
     store cannot be made (full disk, unwritable folder) or comes from a newer MLflow.
     """
+    seen = _checked.get(uri)
+    if seen is not None and seen[0] == _identity(seen[1].path):
+        return seen[1]  # checked before, and still the same file
     path = store_path(uri)
     if path is None:
         return None
     with _thread_lock:
-        seen = _checked.get(path)
-        if seen is not None and seen[0] == _identity(path):
-            return replace(seen[1], created=False, seconds=0.0)
         _install_log_filter()
         status = check_store(path)
         if status.state == MISSING or (status.ready and status.journal_mode != "wal"):
@@ -288,7 +290,7 @@ def ensure_store(uri: str) -> StoreStatus | None:
             raise status.error()
         identity = _identity(path)
         if identity is not None:
-            _checked[path] = (identity, replace(status, created=False, seconds=0.0))
+            _checked[uri] = (identity, replace(status, created=False, seconds=0.0))
         return status
 
 
@@ -340,11 +342,7 @@ def _create(path: Path) -> StoreStatus:
             copy_database(path, tmp)  # only the user's own tables: keep them
             build_schema(tmp)
         else:
-            template = _template()
-            if template is not None:
-                shutil.copyfile(template, tmp)
-            else:
-                build_schema(tmp)
+            new_empty_store(tmp)
         status = check_store(tmp)
         if not status.ready:
             raise StoreError(f"MLflow's schema code left the new store {status.detail}.")
@@ -358,6 +356,16 @@ def _create(path: Path) -> StoreStatus:
             raise describe_store_failure(exc, path, "create the tracking store") from exc
         raise
     return replace(check_store(path), created=True, seconds=time.perf_counter() - started)
+
+
+def new_empty_store(path: Path) -> None:
+    """An empty store of this MLflow's schema at ``path`` (a temporary file): a copy of the
+    cached template, or MLflow's own build when there is no usable cache."""
+    template = _template()
+    if template is not None:
+        shutil.copyfile(template, path)
+    else:
+        build_schema(path)
 
 
 def _template() -> Path | None:
