@@ -20,6 +20,7 @@ BENCHMARKS = (
     "cell_overhead",
     "log_metric",
     "journal",
+    "store",
     "log_model",
     "versioning",
     "serving",
