@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlnb._text import first_line, slug
 from mlnb.config import Settings
-from mlnb.exceptions import TrackingError, TrackingUnavailableError
+from mlnb.exceptions import StoreError, TrackingError, TrackingUnavailableError
 from mlnb.tracking._store import ensure_store, is_disk_full
 
 if TYPE_CHECKING:
@@ -266,8 +266,8 @@ def client_for(uri: str) -> MlflowClient:
 def classify(exc: BaseException) -> str:
     """How the journal treats a failed send: ``"retry"`` later (the store is unreachable,
     hung, busy or out of space) or ``"reject"`` (the store refused this write)."""
-    if is_unreachable(exc):
-        return "retry"
+    if is_unreachable(exc) or is_disk_full(exc) or isinstance(exc, StoreError):
+        return "retry"  # a full disk, or a store to repair first: the write itself is fine
     text = str(exc)
     if any(
         marker in text
