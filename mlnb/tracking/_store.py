@@ -114,7 +114,7 @@ class StoreStatus:
     #: the revision this MLflow needs
     head: str = ""
     journal_mode: str | None = None
-    #: why the store is not ready, as a phrase for messages
+    #: why the store is not ready, as a clause for messages ("it is half-migrated (…)")
     detail: str = ""
     #: tables left by an interrupted migration (``_alembic_tmp_*``)
     leftovers: tuple[str, ...] = ()
@@ -136,9 +136,8 @@ class StoreStatus:
                 f"(MLflow {schema().mlflow_version}): a newer MLflow made it. Upgrade MLflow "
                 "(pip install -U mlflow) or point MLFLOW_TRACKING_URI at another store."
             )
-        return StoreNeedsRepairError(
-            f"{where} {self.detail}; run `{REPAIR_COMMAND}` to repair it (a backup is kept)."
-        )
+        # the fix first: callers may shorten a long message
+        return StoreNeedsRepairError(f"{where} needs `{REPAIR_COMMAND}`: {self.detail}.")
 
 
 def store_path(uri: str) -> Path | None:
@@ -192,7 +191,9 @@ def check_store(path: Path) -> StoreStatus:
     except sqlite3.DatabaseError as exc:
         text = first_line(exc)
         if "not a database" in text or "malformed" in text:
-            return StoreStatus(path, UNREADABLE, head=head, detail=f"cannot be read ({text})")
+            return StoreStatus(
+                path, UNREADABLE, head=head, detail=f"SQLite cannot read it ({text})"
+            )
         raise describe_store_failure(exc, path, "read the tracking store") from exc
     return _classify(path, head, expected, tables, versions, mode)
 
@@ -215,30 +216,30 @@ def _classify(
         # no MLflow table (an empty file, or only the user's own tables): not made yet
         return replace(status, state=MISSING)
     if versions is not None and len(versions) > 1:
-        detail = f"records {len(versions)} schema revisions ({', '.join(versions)})"
+        detail = f"it records {len(versions)} schema revisions ({', '.join(versions)})"
         return replace(status, state=HALF_MIGRATED, detail=detail)
     if revision is None:
-        detail = "is half-migrated (MLflow's tables exist but no schema revision is recorded)"
+        detail = "it is half-migrated (MLflow's tables but no schema revision recorded)"
         return replace(status, state=HALF_MIGRATED, detail=detail)
     if revision != head and revision not in schema().revisions:
         return replace(status, state=NEWER)
     if leftovers:
         detail = (
-            f"is half-migrated (leftover table {', '.join(leftovers)} of an interrupted "
+            f"it is half-migrated (leftover table {', '.join(leftovers)} of an interrupted "
             "schema migration)"
         )
         return replace(status, state=HALF_MIGRATED, detail=detail)
     if revision != head:
         detail = (
-            f"has MLflow schema revision {revision} but MLflow {schema().mlflow_version} needs "
-            f"{head} "
-            "(an older MLflow made it, or its migration was interrupted)"
+            f"its schema revision {revision} is older than MLflow "
+            f"{schema().mlflow_version}'s {head} (an older MLflow made it, or its migration "
+            "was interrupted)"
         )
         return replace(status, state=OUTDATED, detail=detail)
     missing = sorted(expected - tables)
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        detail = f"is half-migrated (tables missing: {shown})"
+        detail = f"it is half-migrated (tables missing: {shown})"
         return replace(status, state=HALF_MIGRATED, detail=detail)
     return status
 

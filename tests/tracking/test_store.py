@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -397,7 +398,7 @@ def _tables(path: Path) -> set[str]:
         (
             "older MLflow",
             OUTDATED,
-            r"has MLflow schema revision \w+ but MLflow [\d.]+ needs",
+            r"its schema revision \w+ is older than MLflow [\d.]+'s \w+",
             "upgraded",
         ),
         (
@@ -431,7 +432,7 @@ def test_a_broken_store_is_named_then_repaired_with_its_runs_and_a_backup(
     broken_tables = _tables(db)
     uri = _uri(root)
 
-    with pytest.raises(StoreNeedsRepairError, match=message + r".*run `mlnb doctor --repair`"):
+    with pytest.raises(StoreNeedsRepairError, match=r"needs `mlnb doctor --repair`: .*" + message):
         ensure_store(uri)
     with pytest.raises(StoreNeedsRepairError, match=message):  # what every mlnb path opens
         get_client(get_settings(root))
@@ -440,15 +441,31 @@ def test_a_broken_store_is_named_then_repaired_with_its_runs_and_a_backup(
         assert checked.returncode == StoreNeedsRepairError.exit_code
         lines = checked.stderr.strip().splitlines()
         assert len(lines) == 1 and re.match(
-            rf"mlnb: error: the MLflow store {re.escape(str(db))} is half-migrated \(leftover "
-            r"table _alembic_tmp_\w+ .*\); run `mlnb doctor --repair` to repair it",
+            rf"mlnb: error: the MLflow store {re.escape(str(db))} needs `mlnb doctor --repair`: "
+            r"it is half-migrated \(leftover table _alembic_tmp_\w+ of an interrupted",
             lines[0],
         ), checked.stderr
+        # a run made while the store is broken: its writes wait in the journal, named
+        wrote = subprocess.run(
+            [sys.executable, "-c", _WHILE_BROKEN],
+            cwd=root,
+            env=_env(cache),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert wrote.returncode == 0 and "needs `mlnb doctor --repair`" in wrote.stderr
         repaired = run_mlnb(root, "doctor", "--repair", MLNB_CACHE_DIR=str(cache))
         assert repaired.returncode == 0, repaired.stderr
         backup = Path(re.search(r"backup +(\S+)", repaired.stdout).group(1))  # type: ignore[union-attr]
         assert f"repaired {db}: rebuilt its schema and copied every row" in repaired.stdout
         assert re.search(r"rows +experiments 2->2, runs 3->3, params 6->6", repaired.stdout)
+        # sent by `mlnb sync`, or by the journal's hand-off process retrying meanwhile (then
+        # sync leaves them to it: exit 3)
+        synced = run_mlnb(root, "sync", MLNB_CACHE_DIR=str(cache))
+        assert synced.returncode in {0, 3}, synced.stderr
+        assert _metric_history_when_sent(uri, "while-broken") == [i / 10 for i in range(20)]
     else:
         report = repair_store(uri)
         assert report.action == action and report.backup is not None
@@ -463,6 +480,33 @@ def test_a_broken_store_is_named_then_repaired_with_its_runs_and_a_backup(
     ensure_store(uri)
     _assert_runs_kept(uri, runs)
     _log_a_run(uri)
+
+
+_WHILE_BROKEN = """
+import mlnb
+mlnb.start_run(run_name="while-broken")
+for i in range(20):
+    mlnb.log_metric("m", i / 10, step=i)
+mlnb.end_run()
+"""
+
+
+def _metric_history_when_sent(uri: str, run_name: str, deadline: float = 120.0) -> list[float]:
+    """The values of metric ``m`` of the run, once it has been sent and ended (polled: the
+    journal's background hand-off may be sending it too)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    until = time.monotonic() + deadline
+    while True:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(experiments, f"attributes.run_name = '{run_name}'")
+        if (found and found[0].info.status == "FINISHED") or time.monotonic() > until:
+            break
+        time.sleep(0.5)
+    assert len(found) == 1, f"{len(found)} runs named {run_name}"
+    history = client.get_metric_history(found[0].info.run_id, "m")
+    return [m.value for m in sorted(history, key=lambda m: m.step)]
 
 
 _REPAIRER = """
@@ -551,7 +595,9 @@ def test_a_file_that_is_not_a_database_is_kept_as_the_backup(tmp_path: Path, cac
     db = root / ".mlnb" / "mlflow.db"
     db.write_bytes(b"this is not SQLite\n" * 300)
     assert check_store(db).state == UNREADABLE
-    with pytest.raises(StoreNeedsRepairError, match=r"cannot be read.*mlnb doctor --repair"):
+    with pytest.raises(
+        StoreNeedsRepairError, match=r"needs `mlnb doctor --repair`: SQLite cannot read it"
+    ):
         ensure_store(_uri(root))
     report = repair_store(_uri(root))
     assert report.action == "recreated" and report.backup is not None
