@@ -165,7 +165,7 @@ class Registry:
         """A run recorded under the journal's local id got its MLflow id: follow it."""
         if not self.path.exists():
             return 0
-        with self._conn() as conn:
+        with self._conn(write=True) as conn:
             changed = conn.execute("UPDATE versions SET run_id = ? WHERE run_id = ?", (new, old))
             moved = conn.execute(
                 "UPDATE OR IGNORE edges SET run_id = ? WHERE run_id = ?", (new, old)
@@ -187,7 +187,7 @@ class Registry:
 
     def set_object(self, name: str, digest: str, obj: str) -> None:
         """Point a version at another stored copy of the same content."""
-        with self._conn() as conn:
+        with self._conn(write=True) as conn:
             conn.execute(
                 "UPDATE versions SET object = ? WHERE name = ? AND hash = ?", (obj, name, digest)
             )
