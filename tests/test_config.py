@@ -92,7 +92,7 @@ def test_project_root_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
 def test_init_creates_the_home_and_says_so(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     lines = init_project(tmp_path)
-    assert (tmp_path / ".mlnb" / "outbox").is_dir()
+    assert (tmp_path / ".mlnb" / "journal").is_dir()
     assert (tmp_path / ".mlnb" / ".gitignore").read_text() == "*\n"
     assert any(line.startswith("created") and line.endswith(".mlnb") for line in lines)
     assert any(line.startswith("tracking sqlite:///") for line in lines)
