@@ -276,7 +276,8 @@ def sync() -> dict[str, int]:
     current = session()
     if current._writers:
         current.flush()
-    result = recover_dead(settings.journal_dir, force=True)
+    # A kernel's hand-off may be replaying its segment right now: wait for it.
+    result = recover_dead(settings.journal_dir, force=True, wait=120.0)
     remaining = pending_entries(settings.journal_dir) - sum(
         w.queued for w in current._writers.values()
     )

@@ -19,21 +19,6 @@ from pathlib import Path
 RETRY_FOR = 300.0  # seconds an unreachable store is retried
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - another user's process
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in {"Z", "X"}
-
-
 def _segment_of(folder: Path, pid: int) -> bool:
     return any(folder.glob(f"*-{pid}-*.jsonl"))
 
@@ -41,7 +26,9 @@ def _segment_of(folder: Path, pid: int) -> bool:
 def main(argv: list[str]) -> int:
     pid, folder = int(argv[0]), Path(argv[1])
     deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
+    from mlnb.tracking._journal import process_alive
+
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlnb.tracking._writer import recover_dead

@@ -146,6 +146,30 @@ def _segments(folder: Path) -> list[Segment]:
     return [Segment(folder, name) for name in dict.fromkeys(names)]
 
 
+def _owner_alive(name: str) -> bool:
+    """Whether the process that wrote segment ``name`` (``host-pid-tag``) still runs here."""
+    try:
+        pid = int(name.rsplit("-", 2)[1])
+    except (ValueError, IndexError):
+        return False
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in {"Z", "X"}
+
+
 def pending_entries(folder: Path) -> int:
     """Entries journaled and not yet sent, in every segment of ``folder``."""
     total = 0
@@ -178,16 +202,29 @@ def recover(
     send: Send,
     classify: Classify,
     on_created: Callable[[str, str], None] | None = None,
+    wait: float = 0.0,
 ) -> ReplayResult:
     """Replay and remove the segments of processes that died (their lease is free).
 
     Runs that such a segment opened and never terminated are marked KILLED with the time of
-    their last journaled write. Stops at the first entry that must be retried later.
+    their last journaled write. Stops at the first entry that must be retried later. A
+    segment of a dead process that another process is replaying right now (a kernel's
+    hand-off) is waited for up to ``wait`` seconds.
     """
     result = ReplayResult()
     for segment in _segments(folder):
         if not segment.acquire(blocking=False):
-            continue  # a live process owns it
+            if wait <= 0 or _owner_alive(segment.name):
+                continue  # a live process owns it
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and segment.path.exists():
+                if segment.acquire(blocking=False):
+                    break
+                time.sleep(0.1)
+            else:
+                continue
+            if segment._lock_fh is None:
+                continue
         try:
             if not segment.path.exists():
                 segment.remove()

@@ -238,6 +238,11 @@ class TrackingSession:
             if run_id is None and not nested and self.run is None and not self._ever_started:
                 # A pipeline step: the runner created this run (nested under the pipeline's).
                 run_id = os.environ.get("MLNB_RUN_ID") or None
+            if self.run is not None and self.run.auto and not nested and run_id is None:
+                # mlnb's own automatic run gives way to the one the notebook starts
+                if not self.discard_empty_kernel_run():
+                    self.end_run("FINISHED", timeout=0.0)
+                kernel = kernel or self.kernel_mode
             if self.run is not None and not nested and run_id != self.run.run_id:
                 raise TrackingError(
                     f"run {self.run.run_id} is already active; end it first "

@@ -75,7 +75,7 @@ def journal_for(folder: Path, commit_interval: float = 0.05) -> Journal:
 _recovered: set[Path] = set()
 
 
-def recover_dead(folder: Path, force: bool = False) -> ReplayResult:
+def recover_dead(folder: Path, force: bool = False, wait: float = 0.0) -> ReplayResult:
     """Replay the journal segments of dead processes in ``folder`` and mark their unfinished
     runs KILLED (once per process unless ``force``). Never raises: a failure to reach the
     store is in the result's ``error``."""
@@ -85,7 +85,7 @@ def recover_dead(folder: Path, force: bool = False) -> ReplayResult:
         return result
     _recovered.add(folder)
     try:
-        result = recover(folder, _client.send_entry, _client.classify, _on_created)
+        result = recover(folder, _client.send_entry, _client.classify, _on_created, wait=wait)
     except Exception as exc:
         _warn(f"could not replay the tracking journal in {folder}: {exc}")
         result.error = exc
