@@ -88,7 +88,7 @@ def active_run_id() -> str | None:
     from mlnb.tracking._session import session
 
     run = session().run
-    return run.run_id if run is not None else None
+    return run.real if run is not None else None  # None until it exists in the store
 
 
 def active_experiment() -> str:

@@ -518,6 +518,7 @@ class TrackingSession:
                 return True
             budget = self.settings.http_timeout + 5.0 if timeout is None else timeout
             started = time.monotonic()
+            sent = False
             try:
                 self._release_held_params()
                 if run.background is not None:
@@ -531,12 +532,15 @@ class TrackingSession:
                         "end_time": end_time or now_ms(),
                     }
                 )
+                # Sent (or durably journaled) before the run stops being the active one, so
+                # whoever sees it end reads it ended in the store.
+                remaining = max(0.0, budget - (time.monotonic() - started))
+                sent = self._w(run).flush(timeout=remaining)
             finally:
                 self.run = self._parents.pop() if self._parents else None
                 _pop_fluent_run(run.run_id)
                 run.active = None
-        remaining = max(0.0, budget - (time.monotonic() - started))
-        return self._w(run).flush(timeout=remaining)
+        return sent
 
     def discard_empty_kernel_run(self) -> bool:
         """End and delete the kernel's automatic run if nothing but mlnb's provenance was
