@@ -68,6 +68,8 @@ def _shutdown_once(project: Path, with_mlnb: bool, warm: bool = True) -> float:
     from jupyter_client.manager import KernelManager
     from mlflow import MlflowClient
 
+    client = MlflowClient(sqlite_uri(project))
+    before = {r.info.run_id for r in _runs(client)}  # runs of the kernels before this one
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(project), env=dict(os.environ))
     kc = km.client()
@@ -77,8 +79,6 @@ def _shutdown_once(project: Path, with_mlnb: bool, warm: bool = True) -> float:
     for cell in ["%load_ext mlnb", code] if with_mlnb else ["x = 1"]:
         kc.execute_interactive(cell, timeout=120)
     kc.stop_channels()
-    client = MlflowClient(sqlite_uri(project))
-    before = {r.info.run_id for r in _runs(client)}
     started = time.perf_counter()
     km.shutdown_kernel(now=False)
     if not with_mlnb:
