@@ -455,7 +455,10 @@ class TrackingSession:
             )
             self._log_texts(run, files)
             # Not part of the run's background work: the end of the run does not wait for it.
-            threading.Thread(target=_warm_model_flavors, name="mlnb-warm", daemon=True).start()
+            # Never in a kernel: importing sklearn or lightgbm there beside the notebook's own
+            # imports of them can deadlock or see a half-initialised module.
+            if not self.kernel_mode:
+                threading.Thread(target=_warm_model_flavors, name="mlnb-warm", daemon=True).start()
         except Exception as exc:  # provenance must never break the user's run
             _warn(f"could not record git/environment provenance: {exc}")
 
@@ -549,7 +552,12 @@ class TrackingSession:
         if run is None or not run.auto or run.user_writes or self._parents:
             return False
         with self._lock:
-            self._w(run).send_or_journal({"op": "delete_run", "run": run.key})
+            writer = self._w(run)
+            writer.submit(run.key, "tag", ("mlnb.discarded", "true"))
+            writer.send_or_journal(
+                {"op": "set_terminated", "run": run.key, "status": "FINISHED", "end_time": now_ms()}
+            )
+            writer.send_or_journal({"op": "delete_run", "run": run.key})
             self.run = None
             _pop_fluent_run(run.run_id)
         return True
@@ -602,6 +610,10 @@ class TrackingSession:
         _STOP_WARMING.set()
         self._idle_wake.set()
         budget = self.settings.shutdown_timeout
+        if os.environ.get("MLNB_RUN_ID"):
+            # A pipeline step: the runner waits for this kernel's answer (no SIGTERM at
+            # 2.5 s) and the step counts as done only once its run is complete.
+            budget = max(budget, self.settings.http_timeout + 60.0)
         started = time.monotonic()
         try:
             run = self.run
