@@ -43,6 +43,7 @@ __all__ = ["Outcome", "RunRecord", "Step", "bad_request", "report", "run_case", 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 STEP_TIMEOUT = 300.0  # seconds for one papermill run or one export (generous: a busy machine)
 CELL_TIMEOUT = 150.0  # seconds for one cell (papermill --execution-timeout)
+SETTLE_TIMEOUT = 45.0  # seconds for the last writes to land after papermill exits
 READY_TIMEOUT = 120.0
 _PORTS_LOCK = threading.Lock()
 _PORTS_USED: set[int] = set()
@@ -222,9 +223,24 @@ def _stores(case: Case, project: Path) -> list[str]:
 
 
 def _read_record(outcome: Outcome) -> None:
+    """What MLflow holds once the notebook's writes have landed: mlnb may send the last of
+    them from a background process after the kernel exited, so poll (generously) until
+    every run has ended, then read."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        outcome.runs, outcome.versions = _read_stores(outcome)
+        settled = outcome.runs and all(r.status != "RUNNING" for r in outcome.runs)
+        if settled or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
+def _read_stores(outcome: Outcome) -> tuple[list[RunRecord], list[dict[str, str]]]:
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
+    runs: list[RunRecord] = []
+    versions: list[dict[str, str]] = []
     for uri in outcome.stores:
         if not Path(uri.removeprefix("sqlite:///")).is_file():
             continue  # nothing wrote there; reading would create a store
@@ -233,7 +249,7 @@ def _read_record(outcome: Outcome) -> None:
             e.experiment_id: e.name for e in client.search_experiments(view_type=ViewType.ALL)
         }
         for run in client.search_runs(list(experiments), run_view_type=ViewType.ALL):
-            outcome.runs.append(
+            runs.append(
                 RunRecord(
                     store=uri,
                     run_id=run.info.run_id,
@@ -245,10 +261,11 @@ def _read_record(outcome: Outcome) -> None:
                 )
             )
         if uri == outcome.store:
-            outcome.versions = [
+            versions = [
                 {"version": str(v.version), "run_id": v.run_id or ""}
                 for v in client.search_model_versions(f"name='{outcome.case.model}'")
             ]
+    return runs, versions
 
 
 def _export(case: Case, project: Path) -> Step:

@@ -4,7 +4,7 @@ record, ``mlnb export``, and the service served from a copy outside the project.
 Each notebook in ``notebooks/`` (adapted from MLflow's examples, the scikit-learn gallery
 and the xgboost / LightGBM quick starts, on data that ships with a package) goes through
 :func:`tests.corpus.harness.run_case` once, in a fresh project of its own; the notebooks run
-``MLNB_CORPUS_JOBS`` (default 2) at a time in this process, and each test below judges one
+``MLNB_CORPUS_JOBS`` (default 3) at a time in this process, and each test below judges one
 step of one notebook from that record. A table of what failed, per notebook and check, is
 written to ``build/test-artifacts/corpus/report.md``.
 """
@@ -49,7 +49,7 @@ def corpus(
         if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
     }
     base = tmp_path_factory.mktemp("corpus")
-    jobs = int(os.environ.get("MLNB_CORPUS_JOBS", "2"))
+    jobs = int(os.environ.get("MLNB_CORPUS_JOBS", "3"))
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="corpus")
     futures = {
         case.notebook: pool.submit(run_case, case, base, migrated_store)
