@@ -175,7 +175,10 @@ def _papermill(case: Case, project: Path) -> Step:
         return Step(False, f"papermill did not finish in {STEP_TIMEOUT:.0f} s", "", seconds)
     if done.returncode == 0:
         return Step(True, seconds=seconds)
-    error = _notebook_error(project / "out.ipynb") or _last_error_line(done.stderr)
+    if "CellTimeoutError" in done.stderr:
+        error = _timed_out_cell(project / "out.ipynb")
+    else:
+        error = _notebook_error(project / "out.ipynb") or _last_error_line(done.stderr)
     return Step(False, error, _tail(done.stderr, 40), seconds)
 
 
@@ -197,6 +200,19 @@ def _notebook_error(executed: Path) -> str:
         stderr = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stderr")
         return f"{where}: {_last_error_line(stderr)}" if stderr.strip() else where
     return ""
+
+
+def _timed_out_cell(executed: Path) -> str:
+    """The cell papermill's --execution-timeout stopped: the last one that started."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    started = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
+    cell = started[-1]
+    return (
+        f"In [{cell.execution_count}]: CellTimeoutError: the cell did not finish in "
+        f"{CELL_TIMEOUT:.0f} s (it starts {_first_line(cell.source)!r})"
+    )
 
 
 def _notebook_predictions(executed: Path) -> Any:
