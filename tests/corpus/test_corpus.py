@@ -84,7 +84,10 @@ def test_one_finished_run_holds_the_injected_params_and_the_metrics(
     runs = outcome.runs
     problems = []
     if len(runs) != 1:
-        where = ", ".join(f"{r.experiment!r} {r.status} {r.run_id[:8]}" for r in runs)
+        where = ", ".join(
+            f"{r.experiment!r} {r.status} {r.run_id[:8]} in {_store_name(outcome, r.store)}"
+            for r in runs
+        )
         problems.append(f"{len(runs)} runs for one papermill run ({where or 'none'})")
     mine = [r for r in runs if r.store == outcome.store and r.experiment == case.experiment_name]
     if not mine:
@@ -101,6 +104,10 @@ def test_one_finished_run_holds_the_injected_params_and_the_metrics(
         if not all(math.isfinite(run.metrics.get(m, 0.0)) for m in case.metrics):
             problems.append(f"metrics not finite: {run.metrics}")
     assert not problems, "; ".join(problems)
+
+
+def _store_name(outcome: Outcome, uri: str) -> str:
+    return str(Path(uri.removeprefix("sqlite:///")).relative_to(outcome.project))
 
 
 @cases
