@@ -265,11 +265,15 @@ def _read_stores(outcome: Outcome) -> tuple[list[RunRecord], list[dict[str, str]
             e.experiment_id: e.name for e in client.search_experiments(view_type=ViewType.ALL)
         }
         for run in client.search_runs(list(experiments), run_view_type=ViewType.ALL):
-            if run.info.lifecycle_stage == "deleted":
+            discarded = (
+                run.info.lifecycle_stage == "deleted"
+                and run.data.tags.get("mlnb.discarded") == "true"
+                and run.info.status != "RUNNING"
+            )
+            if discarded:
                 # mlnb's own automatic run, given up when the notebook moved to another store
                 # or experiment: ended and tagged as such. Any other deleted run counts.
-                if run.data.tags.get("mlnb.discarded") == "true" and run.info.status != "RUNNING":
-                    continue
+                continue
             runs.append(
                 RunRecord(
                     store=uri,
