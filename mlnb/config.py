@@ -68,7 +68,7 @@ class Settings:
     shutdown_timeout: float = 1.5
     #: an interactive run ends after this many seconds without an executed cell (0: never)
     idle_timeout: float = 1800.0
-    #: seconds before a request to a tracking server is given up (the journal keeps the writes meanwhile)
+    #: seconds before a request to a tracking server is given up (the journal keeps the writes)
     http_timeout: int = 10
     #: retries of a request to a tracking server before it counts as unreachable
     http_retries: int = 1
