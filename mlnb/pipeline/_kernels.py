@@ -31,6 +31,7 @@ __all__ = ["KernelPool", "KernelStartError", "prepare_kernel", "start_kernel"]
 # end of its run load.
 WARM_IMPORTS = ("mlnb.magics", "mlnb.tracking._session", "mlflow", "nbformat")
 START_TIMEOUT = 60.0
+PORT_RACE_ATTEMPTS = 4
 
 
 class KernelStartError(RuntimeError):
@@ -57,8 +58,50 @@ def _sync(coroutine_function: Any) -> Any:
 
 
 def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
-    """A started kernel named ``name`` in ``cwd``: an ``AsyncKernelManager``, the kind nbclient
-    makes itself (with it, nbclient notices a kernel that died instead of waiting forever)."""
+    """A started kernel named ``name`` in ``cwd`` that has answered: an
+    ``AsyncKernelManager``, the kind nbclient makes itself (with it, nbclient notices a kernel
+    that died instead of waiting forever).
+
+    Jupyter picks a kernel's ports in this process and the kernel binds them later, so a
+    kernel started at the same moment by another process can take one first (jupyter_client
+    issue 154): the kernel dies with ``Address already in use`` before it answers. That
+    kernel ran nothing, so a new one on new ports is started in its place, a few times."""
+    for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+        km = _launch(name, cwd, env)
+        kc = _client(km)
+        try:
+            _wait_for_ready(km, kc)
+            return km
+        except KernelStartError as exc:
+            said = _kernel_log(km)
+            shutdown(km, now=True)
+            _close_log(km)
+            if "Address already in use" in said and attempt < PORT_RACE_ATTEMPTS:
+                continue
+            detail = f"; it said: {said.strip()[-400:]}" if said.strip() else ""
+            raise KernelStartError(f"the kernel {name!r} did not start: {exc}{detail}") from None
+        finally:
+            kc.stop_channels()
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _wait_for_ready(km: Any, kc: Any) -> None:
+    """Wait for the kernel's first answer; a kernel that dies meanwhile is seen within a
+    second (a client made from connection info alone cannot tell a dead kernel from a slow
+    one)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            kc.wait_for_ready(timeout=min(1.0, max(deadline - time.monotonic(), 0.1)))
+            return
+        except (RuntimeError, TimeoutError):
+            if not is_alive(km):
+                raise KernelStartError("it died before it answered") from None
+            if time.monotonic() >= deadline:
+                raise KernelStartError(f"it did not answer in {START_TIMEOUT:.0f} s") from None
+
+
+def _launch(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
     import_jupyter_client()
     from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import AsyncKernelManager
@@ -77,6 +120,25 @@ def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
         ) from None
     km.mlnb_log = log  # type: ignore[attr-defined]  # closed with the manager
     return km
+
+
+def _kernel_log(km: Any) -> str:
+    """What the kernel's process printed so far."""
+    log = getattr(km, "mlnb_log", None)
+    if log is None:
+        return ""
+    try:
+        log.flush()
+        log.seek(0)
+        return bytes(log.read()).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+
+
+def _close_log(km: Any) -> None:
+    log = getattr(km, "mlnb_log", None)
+    if log is not None:
+        log.close()
 
 
 def _client(km: Any) -> Any:

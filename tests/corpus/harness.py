@@ -43,6 +43,7 @@ __all__ = ["Outcome", "RunRecord", "Step", "bad_request", "report", "run_case", 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 STEP_TIMEOUT = 300.0  # seconds for one papermill run or one export (generous: a busy machine)
 CELL_TIMEOUT = 150.0  # seconds for one cell (papermill --execution-timeout)
+PORT_RACE_ATTEMPTS = 3  # papermill runs of a kernel that lost its port
 SETTLE_TIMEOUT = 45.0  # seconds for the last writes to land after papermill exits
 READY_TIMEOUT = 120.0
 _PORTS_LOCK = threading.Lock()
@@ -169,7 +170,14 @@ def _papermill(case: Case, project: Path) -> Step:
     if case.yaml:
         args += ["-y", json.dumps(case.yaml)]
     started = time.monotonic()
-    done = _run(args, project, clean_env())
+    for _ in range(PORT_RACE_ATTEMPTS):
+        done = _run(args, project, clean_env())
+        # The corpus starts several kernels at once, and a kernel can lose one of the ports
+        # papermill picked for it to another process before it binds them (jupyter_client
+        # issue 154): it dies before running anything, so nothing of mlnb ran and papermill
+        # is simply run again, as a user would. Any other failure is reported.
+        if done is None or not _lost_its_port(done.stderr):
+            break
     seconds = time.monotonic() - started
     if done is None:
         return Step(False, f"papermill did not finish in {STEP_TIMEOUT:.0f} s", "", seconds)
@@ -180,6 +188,12 @@ def _papermill(case: Case, project: Path) -> Step:
     else:
         error = _notebook_error(project / "out.ipynb") or _last_error_line(done.stderr)
     return Step(False, error, _tail(done.stderr, 40), seconds)
+
+
+def _lost_its_port(stderr: str) -> bool:
+    return "Kernel died before replying to kernel_info" in stderr and (
+        "Address already in use" in stderr
+    )
 
 
 def _notebook_error(executed: Path) -> str:
