@@ -24,12 +24,24 @@ a notebook trains its model; those background threads are waited for). The first
 the following calls (5 for mlnb, 3 for MLflow, whose calls take seconds each). Every call
 must have registered a new model version. Target: ``%mlnb model`` of the forest under 1 s,
 cold and warm.
+
+Then the first ``%mlnb model`` of the forest in a fresh Jupyter kernel, as a cell's round
+trip (``%load_ext mlnb``, a cell that trains, then the model cell), against the same cell
+with ``mlflow.sklearn.log_model`` in a fresh kernel:
+
+* ``interactive``: the person reads the training cell's output for 5 s before the model
+  cell, and mlnb warms model logging up in that idle time (in the kernel's main thread);
+* ``queued``: the cells follow each other at once, as under papermill; nothing is warmed,
+  the first model pays MLflow's import and store opening (still under way from
+  ``%load_ext``), skops' import and MLflow's package map.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks._common import (
@@ -145,6 +157,76 @@ def side_mlflow(case: str) -> dict[str, Any]:
         return {"cold": cold, "warm": warm, "versions": versions}
 
 
+TRAIN_CELL = (
+    "from sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "X, y = load_breast_cancer(return_X_y=True)\n"
+    "clf = RandomForestClassifier(n_estimators=50, random_state=0).fit(X, y)"
+)
+KERNEL_CELLS = {
+    "mlnb": ("%load_ext mlnb", "%mlnb model clf --name bench"),
+    "mlflow": (
+        "import mlflow, mlflow.sklearn, os\n"
+        "mlflow.set_tracking_uri('sqlite:///' + os.path.abspath('.mlnb/mlflow.db'))\n"
+        "mlflow.search_experiments()  # the store is created here, not in the timed cell",
+        "with mlflow.start_run():\n"
+        "    mlflow.sklearn.log_model(clf, name='model', registered_model_name='bench',\n"
+        "                             skops_trusted_types=['sklearn.tree._tree.Tree'])",
+    ),
+}
+
+
+def side_kernel(tool: str, idle: float) -> dict[str, Any]:
+    """The first model cell's round trip in a fresh kernel (see the module's docstring)."""
+    from jupyter_client.manager import start_new_kernel
+
+    from benchmarks._common import clean_env
+
+    with temp_project(f"log_model-kernel-{tool}") as project:
+        setup, model_cell = KERNEL_CELLS[tool]
+        km, kc = start_new_kernel(kernel_name="python3", cwd=str(project), env=clean_env())
+        try:
+
+            def cell(code: str) -> float:
+                started = time.perf_counter()
+                reply = kc.execute_interactive(code, timeout=300, output_hook=lambda _: None)
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"{code!r} failed: {reply['content'].get('evalue')}")
+                return time.perf_counter() - started
+
+            cell(setup)
+            cell(TRAIN_CELL)
+            time.sleep(idle)
+            seconds = cell(model_cell)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        import mlflow
+
+        versions = _check_versions(mlflow.MlflowClient(sqlite_uri(project)), "bench", 1)
+        return {"seconds": seconds, "versions": versions}
+
+
+def _kernel_rows() -> tuple[list[dict[str, str]], dict[str, Any]]:
+    base = run_module("log_model", ["--side", "kernel-mlflow"])
+    rows, data = [], {"mlflow": base}
+    for mode in ("interactive", "queued"):
+        mine = run_module("log_model", ["--side", f"kernel-mlnb-{mode}"])
+        data[mode] = mine
+        target = mode == "interactive"
+        rows.append(
+            row(
+                f"first %mlnb model of the forest in a fresh kernel, {mode}",
+                fmt_time(mine["seconds"]),
+                f"{fmt_time(base['seconds'])} (mlflow.sklearn.log_model cell, fresh kernel)",
+                f"{fmt_ratio(base['seconds'] / mine['seconds'])} faster",
+                "< 1 s" if target else "-",
+                mine["seconds"] < 1.0 if target else None,
+            )
+        )
+    return rows, data
+
+
 def _case_rows(case: str, mine: dict[str, Any], base: dict[str, Any]) -> list[dict[str, str]]:
     warm, base_warm = median(mine["warm"]), median(base["warm"])
     target = case == "forest"
@@ -187,12 +269,17 @@ def run() -> dict[str, Any]:
             f"requirements {', '.join(mine['requirements'])}",
         ]
         data[case] = {"mlnb": mine, "mlflow": base}
+    kernel_rows, data["kernel"] = _kernel_rows()
+    rows += kernel_rows
     return {"rows": rows, "notes": notes, "data": data}
 
 
 if __name__ == "__main__":
-    sides = {}
+    sides: dict[str, Callable[[], Any]] = {}
     for _case in CASES:
-        sides[f"mlnb-{_case}"] = lambda case=_case: side_mlnb(case)
-        sides[f"mlflow-{_case}"] = lambda case=_case: side_mlflow(case)
+        sides[f"mlnb-{_case}"] = functools.partial(side_mlnb, _case)
+        sides[f"mlflow-{_case}"] = functools.partial(side_mlflow, _case)
+    sides["kernel-mlflow"] = lambda: side_kernel("mlflow", idle=0.0)
+    sides["kernel-mlnb-interactive"] = lambda: side_kernel("mlnb", idle=5.0)
+    sides["kernel-mlnb-queued"] = lambda: side_kernel("mlnb", idle=0.0)
     module_main(run, sides)

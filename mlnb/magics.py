@@ -21,7 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from mlnb.exceptions import MlnbError
 from mlnb.tracking._cells import CellRecorder, locate_notebook
-from mlnb.tracking._session import session
+from mlnb.tracking._session import flavors_to_warm, session
 
 __all__ = ["MlnbMagics", "MlnbUsageError", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -402,15 +402,49 @@ class MlnbMagics(Magics):
 
 
 class _Hooks:
-    """pre/post_run_cell callbacks; they stay cheap (well under a millisecond)."""
+    """pre/post_run_cell callbacks; they stay cheap (well under a millisecond).
+
+    They also warm up model logging while the kernel is idle: once a library with an MLflow
+    flavor is imported (scikit-learn, xgboost, ...), the imports the first ``%mlnb model``
+    would pay for (1-3 s: MLflow's flavor, skops, MLflow's package map) run in the kernel's
+    main thread after ``WARM_AFTER_IDLE`` seconds without a cell. Never in another thread
+    (beside the notebook's own imports of the same packages that can deadlock), and never
+    between cells that follow each other at once (papermill): there the cost would only move.
+    """
+
+    WARM_AFTER_IDLE = 1.0  # seconds without a cell before the kernel warms up
 
     def __init__(self, shell: Any, recorder: CellRecorder) -> None:
         self.shell = shell
         self.recorder = recorder
+        self._busy = False
+        self._last_cell = time.monotonic()
+        self._warm_scheduled = False
+
+    def _schedule_warm_up(self, delay: float) -> None:
+        loop = getattr(getattr(self.shell, "kernel", None), "io_loop", None)
+        if loop is None or self._warm_scheduled:
+            return  # not in a kernel (a terminal IPython): the first model pays
+        self._warm_scheduled = True
+        loop.call_later(delay, self._warm_up_if_idle)
+
+    def _warm_up_if_idle(self) -> None:
+        self._warm_scheduled = False
+        idle = time.monotonic() - self._last_cell
+        if self._busy or idle < self.WARM_AFTER_IDLE:
+            if not self._busy:
+                self._schedule_warm_up(self.WARM_AFTER_IDLE - idle)
+            return  # a cell is running; its post_run_cell schedules again
+        try:
+            session().warm_model_flavors()
+        except (Exception, KeyboardInterrupt):  # an interrupt meant for no cell: ignored
+            pass
 
     def pre_run_cell(self, info: Any) -> None:
         if getattr(info, "silent", False):
             return
+        self._busy = True
+        self._last_cell = time.monotonic()
         current = session()
         current.before_cell()
         # IPython has already counted this cell: the count it shows is one less.
@@ -438,6 +472,11 @@ class _Hooks:
             session().after_cell(cell)
         except MlnbError as exc:
             print(f"mlnb: warning: {exc}")
+        finally:
+            self._busy = False
+            self._last_cell = time.monotonic()
+        if flavors_to_warm():
+            self._schedule_warm_up(self.WARM_AFTER_IDLE)
 
 
 _loaded: dict[int, _Hooks] = {}

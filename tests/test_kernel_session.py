@@ -5,6 +5,7 @@ edited without saving, and the session ends with a shutdown request."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,69 @@ def test_interactive_session_is_recorded_with_ids_order_and_live_sources(
     assert by_id["train"].execution_count == 5
     assert by_id["params"].execution_count == 2
     assert snapshot.cells[0].cell_type == "markdown"
+
+
+def _send(kc: Any, code: str, silent: bool = False, **expressions: str) -> str:
+    content = {
+        "code": code,
+        "silent": silent,
+        "store_history": not silent,
+        "user_expressions": expressions,
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    msg = kc.session.msg("execute_request", content)
+    kc.shell_channel.send(msg)
+    return str(msg["header"]["msg_id"])
+
+
+def _reply(kc: Any, msg_id: str) -> dict[str, Any]:
+    while True:
+        reply = kc.get_shell_msg(timeout=180)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            assert reply["content"]["status"] == "ok", reply["content"]
+            return dict(reply["content"])
+
+
+WARM = "skops.io mlflow.sklearn"
+IMPORTED = f"[m for m in {WARM.split()!r} if m in __import__('sys').modules]"
+TRAIN = (
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+    "clf = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)"
+)
+
+
+def _imported(kc: Any) -> list[str]:
+    """What of the warm-up is imported, asked with a silent request (no cell, so the
+    kernel stays idle for mlnb)."""
+    content = _reply(kc, _send(kc, "", silent=True, w=IMPORTED))
+    value = content["user_expressions"]["w"]
+    assert value["status"] == "ok", value
+    return list(eval(value["data"]["text/plain"]))  # a list of str, printed by the kernel
+
+
+def test_model_logging_warms_up_while_the_kernel_is_idle_and_never_between_queued_cells(
+    kernel: tuple[KernelManager, Any, Path], project: Path
+) -> None:
+    _, kc, _ = kernel
+    # Queued at once, as papermill runs a notebook: no idle moment between the cells, so
+    # nothing is imported beside them (the cost would only move, not go).
+    ids = [_send(kc, "%load_ext mlnb"), _send(kc, TRAIN), _send(kc, "after = 1")]
+    ids.append(_send(kc, "", silent=True, w=IMPORTED))
+    for msg_id in ids[:-1]:
+        _reply(kc, msg_id)
+    seen_between = _reply(kc, ids[-1])["user_expressions"]["w"]["data"]["text/plain"]
+    assert eval(seen_between) == [], "warmed up between cells that followed each other"
+
+    # Idle (a person reading the output): the kernel imports what the first model needs.
+    deadline = time.monotonic() + 180
+    while _imported(kc) != WARM.split():
+        assert time.monotonic() < deadline, f"not warmed up after idling: {_imported(kc)}"
+        time.sleep(0.5)
+    content = _reply(kc, _send(kc, "%mlnb model clf --name idle-forest"))
+    assert content["status"] == "ok"
+    client = MlflowClient(get_settings().tracking_uri)
+    (version,) = client.search_model_versions("name='idle-forest'")
+    assert version.run_id

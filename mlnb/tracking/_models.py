@@ -130,7 +130,7 @@ def log_model(
     serialization ``serialization_format`` (default ``auto``: see mlnb.tracking._formats)."""
     import mlflow
 
-    from mlnb.tracking._formats import by_value, plan_format
+    from mlnb.tracking._formats import by_value, compact_skops_schema, plan_format
     from mlnb.tracking._requirements import requirements_of
 
     flavor = flavor_of(model)
@@ -157,7 +157,7 @@ def log_model(
     if registered_model_name:
         call.setdefault("await_registration_for", 60)
     try:
-        with by_value(), _quiet_pickle_warning():
+        with by_value(), _quiet_pickle_warning(), compact_skops_schema():
             if plan.flavor == "pyfunc":
                 from mlnb.tracking._pyfunc import ObjectModel
 

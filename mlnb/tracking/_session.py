@@ -903,6 +903,15 @@ class TrackingSession:
         self._warming = threading.Thread(target=warm, name="mlnb-warm-up", daemon=True)
         self._warming.start()
 
+    def warm_model_flavors(self) -> bool:
+        """Import, in this thread and now, what the first ``log_model`` of the libraries in
+        use would import (MLflow's flavor, skops, MLflow's package map); False when nothing
+        was left to import. A kernel calls it from its main thread while idle."""
+        if _STOP_WARMING.is_set() or not flavors_to_warm():
+            return False
+        _warm_model_flavors()
+        return True
+
     # -- seeds -----------------------------------------------------------------------
     def seed(self, value: int) -> list[str]:
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
@@ -1070,32 +1079,50 @@ def _pop_fluent_run(run_id: str) -> None:
 _STOP_WARMING = threading.Event()  # set at exit: warming up is for later, there is no later
 
 
-def _warm_model_flavors() -> None:
-    """Import MLflow's flavor modules for libraries already in use, so the first
-    log_model does not pay for them on the user's path."""
-    import importlib
+_WARMED: set[str] = set()  # flavor modules imported by a warm-up (and MLflow's package map)
 
+
+def flavors_to_warm() -> list[str]:
+    """The modules the first ``log_model`` of a library already in use would import:
+    MLflow's flavor (and skops for scikit-learn), and MLflow's map of installed packages.
+    Empty once they are imported."""
     from mlnb.tracking._models import _FLAVOR_BY_MODULE
 
-    _client.import_mlflow()  # never beside another thread's first import of mlflow
+    wanted: list[str] = []
     for top, flavor in _FLAVOR_BY_MODULE.items():
+        if top in sys.modules:
+            wanted.append(f"mlflow.{flavor}")
+            if flavor == "sklearn":
+                wanted.append("skops.io")  # MLflow saves scikit-learn with skops
+    if wanted:
+        wanted.append("mlflow:packages")
+    return [m for m in dict.fromkeys(wanted) if m not in _WARMED and m not in sys.modules]
+
+
+def _warm_model_flavors() -> None:
+    """Import MLflow's flavor modules for libraries already in use, so the first
+    log_model does not pay for them on the user's path.
+
+    Run from a background thread outside kernels; in a kernel only from its main thread
+    while it is idle (``mlnb.magics`` schedules it), because importing scikit-learn or
+    LightGBM beside the notebook's own imports of them can deadlock or see a half-initialised
+    module."""
+    import importlib
+
+    _client.import_mlflow()  # never beside another thread's first import of mlflow
+    for name in flavors_to_warm():
         if _STOP_WARMING.is_set():
             return
-        if top in sys.modules:
-            try:
-                importlib.import_module(f"mlflow.{flavor}")
-                if flavor == "sklearn":
-                    importlib.import_module("skops.io")  # MLflow saves sklearn with skops
-            except Exception:
-                pass
-    if _STOP_WARMING.is_set():
-        return
-    try:  # MLflow builds this map on the first model it saves (about 0.4 s)
-        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+        try:
+            if name == "mlflow:packages":  # built on the first model saved (0.5-2 s)
+                from mlflow.utils.requirements_utils import _init_packages_to_modules_map
 
-        _init_packages_to_modules_map()
-    except Exception:
-        pass
+                _init_packages_to_modules_map()
+            else:
+                importlib.import_module(name)
+        except Exception:
+            pass
+        _WARMED.add(name)
 
 
 def _mlnb_version() -> str:
