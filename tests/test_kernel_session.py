@@ -134,7 +134,7 @@ def _reply(kc: Any, msg_id: str) -> dict[str, Any]:
             return dict(reply["content"])
 
 
-WARM = "skops.io mlflow.sklearn"
+WARM = "mlflow.pyfunc skops.io mlflow.sklearn"
 IMPORTED = f"[m for m in {WARM.split()!r} if m in __import__('sys').modules]"
 TRAIN = (
     "from sklearn.datasets import load_iris\n"

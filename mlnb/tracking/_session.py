@@ -1094,8 +1094,8 @@ def flavors_to_warm() -> list[str]:
             wanted.append(f"mlflow.{flavor}")
             if flavor == "sklearn":
                 wanted.append("skops.io")  # MLflow saves scikit-learn with skops
-    if wanted:
-        wanted.append("mlflow:packages")
+    if wanted:  # every flavor saves through MLflow's pyfunc (0.5 s of pydantic models)
+        wanted = ["mlflow.pyfunc", *wanted, "mlflow:packages", "mlflow:context"]
     return [m for m in dict.fromkeys(wanted) if m not in _WARMED and m not in sys.modules]
 
 
@@ -1118,6 +1118,10 @@ def _warm_model_flavors() -> None:
                 from mlflow.utils.requirements_utils import _init_packages_to_modules_map
 
                 _init_packages_to_modules_map()
+            elif name == "mlflow:context":  # a logged model's tags: git, notebook, user
+                from mlflow.tracking.context.registry import resolve_tags
+
+                resolve_tags()  # its providers cache what they find
             else:
                 importlib.import_module(name)
         except Exception:
