@@ -111,15 +111,14 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def _json_error(
-    status: int, body: dict[str, Any], request_id: str | None
+    body: dict[str, Any], request_id: str | None
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An error's body and headers; the middleware adds ``x-request-id`` to every answer."""
     payload = orjson.dumps({**body, "request_id": request_id})
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
     ]
-    if request_id:
-        headers.append((b"x-request-id", request_id.encode()))
     return payload, headers
 
 
@@ -138,19 +137,22 @@ class ServiceMiddleware:
             return
         started = time.perf_counter()
         request_id = None
-        api_key = None
+        api_key: bytes | None = None
         length = None
+        content_type: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 if 0 < len(candidate) <= 128 and candidate.isprintable():
                     request_id = candidate
             elif name == b"x-api-key":
-                api_key = value.decode("latin-1")
+                api_key = value  # bytes: any header value compares, none can raise
             elif name == b"authorization" and value[:7].lower() == b"bearer ":
-                api_key = value[7:].decode("latin-1")
+                api_key = value[7:]
             elif name == b"content-length":
                 length = value
+            elif name == b"content-type":
+                content_type = value
         request_id = request_id or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
@@ -167,7 +169,7 @@ class ServiceMiddleware:
             await send(message)
 
         async def reply(status: int, body: dict[str, Any]) -> None:
-            payload, headers = _json_error(status, body, request_id)
+            payload, headers = _json_error(body, request_id)
             await send_with_id(
                 {"type": "http.response.start", "status": status, "headers": headers}
             )
@@ -179,9 +181,24 @@ class ServiceMiddleware:
             if (
                 expected_key
                 and path not in OPEN_PATHS
-                and (api_key is None or not hmac.compare_digest(api_key, expected_key))
+                and (
+                    api_key is None
+                    or not hmac.compare_digest(api_key, expected_key.encode("utf-8"))
+                )
             ):
                 await reply(401, {"detail": API_KEY_HELP})
+                return
+            if scope["method"] in BODY_METHODS and not _is_json(content_type):
+                # A browser posts text/plain and forms cross-site without a preflight; only
+                # JSON (which needs one) reaches the handlers.
+                shown = (content_type or b"none").decode("latin-1")[:100]
+                await reply(
+                    415,
+                    {
+                        "detail": f"Content-Type must be application/json (got {shown}); "
+                        "send the body as JSON with that header"
+                    },
+                )
                 return
             limit = self.settings.max_body_bytes
             if length is not None and length.isdigit() and int(length) > limit:
@@ -227,6 +244,16 @@ class ServiceMiddleware:
 
 class _TooLarge(Exception):
     pass
+
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """``application/json``, with or without parameters (``; charset=utf-8``)."""
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
 def _with_lifespan(app: FastAPI, runtime_ref: list[Runtime]) -> Any:

@@ -258,6 +258,56 @@ def test_api_key(exported: Path, tmp_path: Path) -> None:
         assert "API key" in client.get("/version").json()["detail"]
 
 
+@pytest.mark.parametrize("configured", ["s3cret", "clé-ü"])
+def test_any_api_key_header_is_a_401_or_a_200_never_a_500(
+    exported: Path, tmp_path: Path, configured: str
+) -> None:
+    with (
+        running_service(exported, tmp_path / "log", MLNB_API_KEY=configured) as secured,
+        secured.client() as client,
+    ):
+        body = _example(exported)
+        for sent in (b"\xe9", b"\xff\xfe", "clé".encode(), b"", b"s3cret\xe9"):
+            for header in ("X-API-Key", "Authorization") if sent else ("X-API-Key",):
+                value = b"Bearer " + sent if header == "Authorization" else sent
+                answer = client.post("/predict", json=body, headers={header: value})
+                assert answer.status_code == 401, (header, sent, answer.text)
+                assert answer.json()["request_id"] == answer.headers["x-request-id"]
+        right = configured.encode("utf-8")  # a header's bytes as the client sent them
+        assert client.post("/predict", json=body, headers={"X-API-Key": right}).status_code == 200
+        bearer = {"Authorization": b"Bearer " + right}
+        assert client.post("/predict", json=body, headers=bearer).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("text/plain", '{"records": [{"mean radius": 1}]}'),
+        ("application/x-www-form-urlencoded", "records=1"),
+        ("multipart/form-data; boundary=x", "--x--"),
+        (None, '{"records": []}'),
+    ],
+)
+def test_only_json_reaches_the_handlers(
+    service: RunningService, exported: Path, content_type: str | None, content: str
+) -> None:
+    """What a web page can post cross-site without a preflight is refused with 415, so it
+    never reaches /feedback, the drift window or a model."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    with service.client() as client:
+        before = client.get("/monitor/feedback").json()
+        for path in ("/predict", "/feedback"):
+            answer = client.post(path, content=content, headers=headers)
+            assert answer.status_code == 415, (path, answer.text)
+            assert "application/json" in answer.json()["detail"]
+            assert answer.json()["request_id"] == answer.headers["x-request-id"]
+        assert client.get("/monitor/feedback").json() == before
+        body = _example(exported)
+        charset = {"content-type": "application/json; charset=utf-8"}
+        ok = client.post("/predict", content=json.dumps(body), headers=charset)
+        assert ok.status_code == 200, ok.text
+
+
 def _serve_once(folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mlnb", "serve", str(folder), "--port", "1"],
