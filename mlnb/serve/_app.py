@@ -301,7 +301,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     app.state.runtime = runtime
     app.state.routes = routes
 
-    @app.get("/healthz", include_in_schema=True, tags=["ops"])
+    @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
@@ -310,6 +310,17 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     async def readyz() -> dict[str, Any]:
         """The models are loaded and the endpoints ready."""
         return {"status": "ready", "endpoints": [r["path"] for r in routes]}
+
+    # Probes answer HEAD too (load balancers and `curl -I` use it): the status, no body.
+    @app.head("/healthz", tags=["ops"], response_class=Response)
+    async def healthz_head() -> Response:
+        """The process is up (the status of GET /healthz, without a body)."""
+        return Response(status_code=200)
+
+    @app.head("/readyz", tags=["ops"], response_class=Response)
+    async def readyz_head() -> Response:
+        """The models are loaded (the status of GET /readyz, without a body)."""
+        return Response(status_code=200)
 
     @app.get("/version", tags=["ops"])
     async def version() -> dict[str, Any]:
@@ -419,6 +430,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         return JSONBytes(
             {"detail": exc.detail, "request_id": getattr(request.state, "request_id", None)},
             status_code=exc.status_code,
+            headers=exc.headers,  # e.g. Allow on a 405
         )
 
     base_openapi = app.openapi

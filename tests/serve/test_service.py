@@ -308,6 +308,24 @@ def test_only_json_reaches_the_handlers(
         assert ok.status_code == 200, ok.text
 
 
+def test_probes_answer_head_and_a_wrong_method_says_which_are_allowed(
+    service: RunningService,
+) -> None:
+    with service.client() as client:
+        for probe in ("/healthz", "/readyz"):
+            head = client.head(probe)
+            assert head.status_code == 200 and head.content == b"", probe
+            assert head.headers["x-request-id"]
+        wrong = client.post("/healthz", json={})
+        assert wrong.status_code == 405
+        assert {m.strip() for m in wrong.headers["allow"].split(",")} >= {"GET"}
+        assert wrong.json()["request_id"] == wrong.headers["x-request-id"]
+        on_predict = client.get("/predict")
+        assert on_predict.status_code == 405 and on_predict.headers["allow"] == "POST"
+        paths = client.get("/openapi.json").json()["paths"]
+        assert "head" in paths["/healthz"] and "head" in paths["/readyz"]
+
+
 def _serve_once(folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mlnb", "serve", str(folder), "--port", "1"],
