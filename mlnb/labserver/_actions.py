@@ -1,7 +1,8 @@
 """What the REST handlers do, as plain functions over the library (run in worker threads).
 
 Paths come from the browser relative to the server's root folder, as in Jupyter's contents
-API. Anything that resolves outside the root is refused before a file is touched.
+API; every one of them, and every path a pipeline spec names, goes through
+:class:`~mlnb.labserver._paths.ServerRoot` before a file is touched (403 outside the root).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlnb._text import first_line
 from mlnb.exceptions import MlnbError, TrackingUnavailableError
+from mlnb.labserver._errors import LabError
 from mlnb.labserver._models import (
     EndpointInfo,
     ErrorResponse,
@@ -32,41 +34,16 @@ from mlnb.labserver._models import (
     VersionRequest,
     VersionResponse,
 )
+from mlnb.labserver._paths import ServerRoot
 
-__all__ = ["LabError", "Pipelines", "Services", "export", "list_runs", "resolve", "version"]
+if TYPE_CHECKING:
+    from mlnb.pipeline import Pipeline
+
+__all__ = ["LabError", "Pipelines", "Services", "export", "list_runs", "version"]
 
 #: metrics shown per run in the sidebar (the rest are one click away in the MLflow UI)
 MAX_RUNS = 20
 PIPELINE_NAMES = ("pipeline.yaml", "pipeline.yml")
-
-
-class LabError(Exception):
-    """An error answered to the browser as ``{"error": ..., "hint": ...}`` with ``status``."""
-
-    def __init__(self, status: int, error: str, hint: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.hint = hint
-
-
-def resolve(root: Path, path: str, *, what: str = "file", suffix: str | None = None) -> Path:
-    """``path`` (relative to the server root) as an existing file or folder under ``root``."""
-    if not path or not path.strip() or "\x00" in path:
-        raise LabError(400, f"no {what} path given", "pass the path relative to the server root")
-    root = root.resolve()
-    full = (root / path.lstrip("/")).resolve()
-    if full != root and root not in full.parents:
-        raise LabError(
-            403,
-            f"{path!r} is outside the server root {root}",
-            "open files from JupyterLab's file browser; mlnb only reads files under the root",
-        )
-    if not full.exists():
-        raise LabError(404, f"{what} {path!r} does not exist", "check the path; it may be renamed")
-    if suffix is not None and full.suffix != suffix:
-        raise LabError(400, f"{path!r} is not a {suffix} file", f"pass a {what} ({suffix})")
-    return full
 
 
 def read_notebook_json(path: Path, shown: str) -> dict[str, Any]:
@@ -88,13 +65,6 @@ def read_notebook_json(path: Path, shown: str) -> dict[str, Any]:
     return data
 
 
-def relative(root: Path, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 # -- runs ----------------------------------------------------------------------------------
 def ui_base(tracking_uri: str, configured: str) -> tuple[str, str]:
     """Base URL of the MLflow UI for these runs, and how to get it running."""
@@ -105,11 +75,11 @@ def ui_base(tracking_uri: str, configured: str) -> tuple[str, str]:
     return "http://127.0.0.1:5000", "run `mlnb ui` in the project to open the MLflow UI"
 
 
-def list_runs(root: Path, path: str, configured_ui: str = "") -> RunsResponse:
+def list_runs(root: ServerRoot, path: str, configured_ui: str = "") -> RunsResponse:
     from mlnb.config import get_settings
     from mlnb.tracking import _client
 
-    notebook = resolve(root, path, what="notebook", suffix=".ipynb")
+    notebook = root.request_path(path, what="notebook", suffix=".ipynb")
     settings = get_settings(notebook.parent)
     base, hint = ui_base(settings.tracking_uri, configured_ui)
     client = _client.get_client(settings)
@@ -141,7 +111,7 @@ def list_runs(root: Path, path: str, configured_ui: str = "") -> RunsResponse:
         for r in found
     ]
     return RunsResponse(
-        notebook=relative(root, notebook),
+        notebook=root.relative(notebook),
         tracking_uri=settings.tracking_uri,
         ui_url=base,
         ui_hint=hint,
@@ -151,21 +121,25 @@ def list_runs(root: Path, path: str, configured_ui: str = "") -> RunsResponse:
 
 
 # -- export --------------------------------------------------------------------------------
-def export(root: Path, request: ExportRequest, services: Services) -> ExportResponse:
+def export(root: ServerRoot, request: ExportRequest, services: Services) -> ExportResponse:
     from mlnb.export import export_notebook
 
-    notebook = resolve(root, request.path, what="notebook", suffix=".ipynb")
+    notebook = root.request_path(request.path, what="notebook", suffix=".ipynb")
     read_notebook_json(notebook, request.path)
     if request.output:
-        output = (root / request.output.lstrip("/")).resolve()
-        if root.resolve() not in output.parents:
-            raise LabError(
-                403,
-                f"output folder {request.output!r} is outside the server root",
-                "choose a folder under the server root, e.g. build/services/NAME",
-            )
+        output = root.request_path(
+            request.output, field="output", what="output folder", must_exist=False
+        )
     else:
-        output = root.resolve() / "build" / "services" / notebook.stem
+        output = root.inside(
+            root.root / "build" / "services" / notebook.stem, field="output (the default)"
+        )
+    if output == root.root:
+        raise LabError(
+            403,
+            f"output: {request.output!r} is the server root itself",
+            "choose a folder under the server root, e.g. build/services/NAME",
+        )
     try:
         result = export_notebook(notebook, output, force=request.force)
     except TrackingUnavailableError:
@@ -184,7 +158,7 @@ def export(root: Path, request: ExportRequest, services: Services) -> ExportResp
     meta = result.metadata
     url = services.start(result.folder) if request.serve else None
     return ExportResponse(
-        folder=relative(root, result.folder),
+        folder=root.relative(result.folder),
         endpoints=[
             EndpointInfo(path=e["path"], function=e["function"], kind=e["kind"])
             for e in meta.get("endpoints", [])
@@ -194,7 +168,7 @@ def export(root: Path, request: ExportRequest, services: Services) -> ExportResp
             for m in meta.get("models", [])
         ],
         verified=sorted(result.answers),
-        serve_command=f"mlnb serve {relative(root, result.folder)}",
+        serve_command=f"mlnb serve {root.relative(result.folder)}",
         service_url=url,
     )
 
@@ -252,11 +226,12 @@ class Services:
 
 
 # -- versions ------------------------------------------------------------------------------
-def version(root: Path, request: VersionRequest) -> VersionResponse:
+def version(root: ServerRoot, request: VersionRequest) -> VersionResponse:
     from mlnb.versioning import version as version_path
 
-    target = resolve(root, request.path, what="file or folder")
-    name = request.name or relative(root, target)
+    target = root.request_path(request.path, what="file or folder")
+    root.tree(target, field="path", written=request.path)  # its files are copied to the store
+    name = request.name or root.relative(target)
     record = version_path(str(target), name, run=False)
     return VersionResponse(
         name=record.name, number=record.number, hash=record.hash, kind=record.kind, size=record.size
@@ -264,17 +239,16 @@ def version(root: Path, request: VersionRequest) -> VersionResponse:
 
 
 # -- pipelines -----------------------------------------------------------------------------
-def find_pipeline(root: Path, path: str) -> Path:
-    target = resolve(root, path, what="pipeline or notebook")
+def find_pipeline(root: ServerRoot, path: str) -> Path:
+    target = root.request_path(path, what="pipeline or notebook")
     if target.suffix in {".yaml", ".yml"}:
         return target
     folder = target if target.is_dir() else target.parent
-    root = root.resolve()
     while True:
         for name in PIPELINE_NAMES:
             if (folder / name).is_file():
-                return folder / name
-        if folder == root or root not in folder.parents:
+                return root.inside(folder / name, field="pipeline file")
+        if folder == root.root or not folder.is_relative_to(root.root):
             break
         folder = folder.parent
     raise LabError(
@@ -314,14 +288,17 @@ class Pipelines:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, root: Path, request: PipelineRequest) -> PipelineJob:
+    def start(self, root: ServerRoot, request: PipelineRequest) -> PipelineJob:
         from mlnb.pipeline import load_pipeline
 
         spec = find_pipeline(root, request.path)
-        load_pipeline(spec)  # a bad spec is refused now, with its line, not in the thread
+        # a bad spec is refused now, with its line, not in the thread; the thread runs the
+        # pipeline checked here (every path it names under the root), not the file again
+        pipeline = load_pipeline(spec)
+        root.pipeline(pipeline)
         if request.workers < 1:
             raise LabError(400, "workers must be at least 1", "pass workers: 1 or more")
-        shown = relative(root, spec)
+        shown = root.relative(spec)
         with self._lock:
             if any(j.pipeline == shown and j.status == "running" for j in self._jobs.values()):
                 raise LabError(
@@ -332,7 +309,7 @@ class Pipelines:
             job = _Job(job_id=uuid.uuid4().hex[:12], pipeline=shown)
             self._jobs[job.job_id] = job
         thread = threading.Thread(
-            target=self._run, args=(job, spec, request), name=f"mlnb-pipeline-{job.job_id}"
+            target=self._run, args=(job, pipeline, request), name=f"mlnb-pipeline-{job.job_id}"
         )
         thread.daemon = True
         thread.start()
@@ -347,7 +324,7 @@ class Pipelines:
             )
         return job.model()
 
-    def _run(self, job: _Job, spec: Path, request: PipelineRequest) -> None:
+    def _run(self, job: _Job, pipeline: Pipeline, request: PipelineRequest) -> None:
         from mlnb.pipeline import PipelineFailed, run_pipeline
 
         def states(result: Any) -> list[StepState]:
@@ -358,7 +335,7 @@ class Pipelines:
 
         try:
             result = run_pipeline(
-                spec, force=request.force, workers=request.workers, report=job.log.append
+                pipeline, force=request.force, workers=request.workers, report=job.log.append
             )
             job.steps, job.run_id = states(result), result.run_id
             job.status = "succeeded" if result.ok else "failed"
@@ -372,7 +349,7 @@ class Pipelines:
         except Exception as exc:  # the UI shows it; the server log has the traceback
             import logging
 
-            logging.getLogger("mlnb.labserver").exception("pipeline %s failed", spec)
+            logging.getLogger("mlnb.labserver").exception("pipeline %s failed", pipeline.source)
             job.error = ErrorResponse(
                 error=f"{type(exc).__name__}: {first_line(exc)}",
                 hint="see the Jupyter server log for details",

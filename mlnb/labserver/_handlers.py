@@ -4,7 +4,8 @@ worker thread, answer the response model as JSON.
 Errors are mapped here, once: :class:`LabError` carries its own status; a request body that
 does not fit its model is a 400 naming the field; mlnb's own errors are 400, 404 (something
 that does not exist) or 503 (the tracking server is down); anything else is a 500 with a
-JSON body and no traceback (the traceback goes to the server log).
+JSON body and no traceback (the traceback goes to the server log). Paths are checked against
+the server root in one place, :class:`~mlnb.labserver._paths.ServerRoot` (``self.root``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from pydantic import BaseModel, ValidationError
 from mlnb._text import first_line
 from mlnb.exceptions import MlnbError, TrackingUnavailableError, VersionNotFoundError
 from mlnb.labserver import _actions
-from mlnb.labserver._actions import LabError
+from mlnb.labserver._errors import LabError
 from mlnb.labserver._models import (
     ErrorResponse,
     ExportRequest,
     PipelineRequest,
     VersionRequest,
 )
+from mlnb.labserver._paths import ServerRoot
 
 __all__ = ["handlers"]
 
@@ -56,8 +58,12 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
     """Common parts: the server root, JSON bodies in and out, errors as ``ErrorResponse``."""
 
     @property
-    def root(self) -> Path:
-        return Path(self.settings["server_root_dir"]).expanduser()
+    def root(self) -> ServerRoot:
+        """Where requests may reach: the server root, hidden files as the contents API
+        allows them (``ContentsManager.allow_hidden``)."""
+        manager = self.settings.get("contents_manager")
+        allow_hidden = bool(getattr(manager, "allow_hidden", False))
+        return ServerRoot(Path(self.settings["server_root_dir"]), allow_hidden=allow_hidden)
 
     @property
     def state(self) -> Any:

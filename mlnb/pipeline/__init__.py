@@ -16,7 +16,7 @@ from mlnb.pipeline._runner import (
     pipeline_status,
     run_pipeline,
 )
-from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline
+from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, named_paths
 
 __all__ = [
     "Pipeline",
@@ -27,6 +27,7 @@ __all__ = [
     "StepEvent",
     "StepResult",
     "load_pipeline",
+    "named_paths",
     "parse_overrides",
     "pipeline_status",
     "run_pipeline",

@@ -321,7 +321,7 @@ class _Tracker:
 
 
 def run_pipeline(
-    path: str | Path,
+    path: str | Path | Pipeline,
     overrides: dict[str, dict[str, Any]] | None = None,
     *,
     force: bool = False,
@@ -338,8 +338,10 @@ def run_pipeline(
 
     Progress goes to ``on_event`` (a :class:`StepEvent` per change, cells included) and, as
     lines, to ``report``; with neither, to the terminal. ``warm_kernels`` (default on, or
-    ``MLNB_PIPELINE_WARM_KERNELS``) starts the next step's fresh kernel while a step runs."""
-    pipeline = load_pipeline(path)
+    ``MLNB_PIPELINE_WARM_KERNELS``) starts the next step's fresh kernel while a step runs.
+    ``path`` may also be a :class:`Pipeline` already loaded (and checked) by the caller, so
+    what runs is what was checked, even if the file changes meanwhile."""
+    pipeline = path if isinstance(path, Pipeline) else load_pipeline(path)
     params = _effective_params(pipeline, overrides or {})
     order = topological_order(pipeline)
     if workers < 1:

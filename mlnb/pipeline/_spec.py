@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlnb.exceptions import MlnbError
 
-__all__ = ["Pipeline", "PipelineError", "Step", "load_pipeline", "topological_order"]
+__all__ = [
+    "Pipeline",
+    "PipelineError",
+    "Step",
+    "load_pipeline",
+    "named_paths",
+    "topological_order",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -80,6 +87,24 @@ class Pipeline(BaseModel):
 
     def path(self, relative: str) -> Path:
         return (self.root / relative).resolve()
+
+
+def named_paths(pipeline: Pipeline) -> list[tuple[str, str, Path]]:
+    """Every path the pipeline reads, writes or runs in, as ``(field, as written, resolved)``,
+    resolved exactly as a run resolves it (:meth:`Pipeline.path`: against the pipeline file's
+    folder, symlinks followed): the pipeline file, its folder (the steps' working directory),
+    and each step's notebook, inputs and outputs (grid steps expanded, ``{param}`` filled in).
+    A caller that must keep runs inside a folder checks these before the run."""
+    out: list[tuple[str, str, Path]] = [
+        ("pipeline file", str(pipeline.source), pipeline.source.resolve()),
+        ("working directory", str(pipeline.root), pipeline.root.resolve()),
+    ]
+    for step in pipeline.steps:
+        out.append((f"steps[{step.name}].notebook", step.notebook, pipeline.path(step.notebook)))
+        for kind in ("inputs", "outputs"):
+            for i, written in enumerate(getattr(step, kind)):
+                out.append((f"steps[{step.name}].{kind}[{i}]", written, pipeline.path(written)))
+    return out
 
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
