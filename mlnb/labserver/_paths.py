@@ -68,6 +68,12 @@ class ServerRoot:
             raise LabError(400, f"{field}: {path!r} is not a relative API path", RELATIVE_HINT)
         parts = [p for p in path.split("/") if p]
         named = Path(os.path.normpath(os.path.join(self.root, *parts)))
+        if named != self.root and not named.is_relative_to(self.root):  # above it by ".."
+            raise LabError(
+                403,
+                f"{field}: {path!r} is outside the server root {self.root}: it goes above it",
+                OUTSIDE_HINT,
+            )
         full = self.inside(named, field=field, written=path)
         if not self.allow_hidden and self._hidden(named):
             raise LabError(
@@ -94,10 +100,7 @@ class ServerRoot:
     def _hidden(self, named: Path) -> bool:
         from jupyter_core.paths import is_hidden
 
-        try:
-            return bool(is_hidden(str(named), str(self.root)))
-        except ValueError:  # not lexically under the root: only through a symlink in it
-            return any(p.startswith(".") for p in named.parts)
+        return bool(is_hidden(str(named), str(self.root)))
 
     # -- any path ---------------------------------------------------------------------------
     def inside(self, path: Path, *, field: str, written: str | None = None) -> Path:
@@ -110,7 +113,7 @@ class ServerRoot:
         shown = repr(written if written is not None else str(path))
         lexical = Path(os.path.normpath(path))
         if lexical == self.root or lexical.is_relative_to(self.root):
-            why = f"it is inside the root but a symlink on the way leads to {full}"
+            why = f"through a symlink it leads to {full}"
         elif written is not None and written != str(full):
             why = f"it resolves to {full}"
         else:

@@ -74,11 +74,13 @@ def test_runs_of_a_notebook_without_runs(lab: Lab) -> None:
         ("sub/../../../etc/passwd", 403, "outside the server root"),
         ("missing.ipynb", 404, "does not exist"),
         ("", 400, "no notebook path"),
-        (".mlnb/mlflow.db", 400, "not a .ipynb file"),
+        ("data.csv", 400, "not a .ipynb file"),
+        (".mlnb/mlflow.db", 403, "is hidden"),
     ],
 )
 def test_runs_refuses_bad_paths(lab: Lab, path: str, status: int, says: str) -> None:
     (lab.root.parent / "outside.ipynb").write_text("{}")
+    (lab.root / "data.csv").write_text("a,b\n1,2\n")
     with lab.client() as client:
         body = _error(client.get("/mlnb/runs", params={"path": path}), status)
     assert says in body["error"]
