@@ -61,8 +61,7 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
     def root(self) -> ServerRoot:
         """Where requests may reach: the server root, hidden files as the contents API
         allows them (``ContentsManager.allow_hidden``)."""
-        manager = self.settings.get("contents_manager")
-        allow_hidden = bool(getattr(manager, "allow_hidden", False))
+        allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", False))
         return ServerRoot(Path(self.settings["server_root_dir"]), allow_hidden=allow_hidden)
 
     @property
