@@ -250,3 +250,30 @@ def test_run_pipeline_from_the_notebook_toolbar(browser: Any, lab: Lab) -> None:
     assert page.locator("#mlnb-sidebar .mlnb-step-ok").inner_text() == "count: ok"
     assert (folder / "count.txt").read_text() == "6"
     page.close()
+
+
+def test_run_pipeline_naming_a_notebook_outside_the_root_shows_the_403(
+    browser: Any, lab: Lab
+) -> None:
+    outside = lab.root.parent / "outside-browser"
+    outside.mkdir()
+    marker = outside / "ran"
+    write_notebook(outside / "evil.ipynb", code(f"open({str(marker)!r}, 'w').write('ran')"))
+    folder = lab.root / "escaping"
+    folder.mkdir()
+    write_notebook(folder / "start.ipynb", code("x = 1"))
+    (folder / "pipeline.yaml").write_text(
+        "name: escaping\nsteps:\n  - {name: evil, notebook: ../../outside-browser/evil.ipynb}\n"
+    )
+    page = open_notebook(browser, lab, "escaping/start.ipynb")
+    page.locator(".jp-Toolbar .mlnb-toolbar-pipeline").click()
+    dialog = page.locator(".jp-Dialog .mlnb-error-dialog")
+    dialog.wait_for(timeout=LONG)
+    shot(page, "07-pipeline-outside-the-root")
+    text = dialog.inner_text()
+    assert "steps[evil].notebook" in text and "outside the server root" in text
+    assert "Hint: mlnb's JupyterLab API only touches files under the server root" in text
+    assert "Traceback" not in text
+    page.locator(".jp-Dialog button", has_text="Close").click()
+    assert not marker.exists()
+    page.close()
