@@ -233,7 +233,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from mlnb.serve import serve
 
-    serve(args.folder, host=args.host, port=args.port, workers=args.workers)
+    serve(
+        args.folder,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_header_read=args.timeout_header_read,
+        timeout_keep_alive=args.timeout_keep_alive,
+        limit_concurrency=args.limit_concurrency,
+        http=args.http,
+    )
     return 0
 
 
@@ -484,6 +493,29 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, default=1)
+    srv.add_argument(
+        "--timeout-header-read",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection whose request headers are not complete within this "
+        "(MLNB_TIMEOUT_HEADER_READ; 10)",
+    )
+    srv.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        metavar="SECONDS",
+        help="close an idle kept-alive connection after this (MLNB_TIMEOUT_KEEP_ALIVE; 5)",
+    )
+    srv.add_argument(
+        "--limit-concurrency",
+        type=int,
+        metavar="N",
+        help="connections per worker; past it a 503 with Retry-After (MLNB_LIMIT_CONCURRENCY;"
+        " default: below the open-files limit, at most 10000)",
+    )
+    srv.add_argument(
+        "--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser (auto)"
+    )
     pipe = sub.add_parser("pipeline", help="run a DAG of notebooks (pipeline.yaml)")
     psub = pipe.add_subparsers(dest="pipeline_command", metavar="COMMAND")
     psub.required = True

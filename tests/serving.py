@@ -122,11 +122,12 @@ class RunningService:
 
 
 @contextlib.contextmanager
-def running_service(folder: Path, log: Path, **env: str) -> Iterator[RunningService]:
+def running_service(folder: Path, log: Path, *args: str, **env: str) -> Iterator[RunningService]:
+    """``mlnb serve folder --port PORT *args`` with ``env`` added to the environment."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlnb", "serve", str(folder), "--port", str(port)],
+            [sys.executable, "-m", "mlnb", "serve", str(folder), "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},

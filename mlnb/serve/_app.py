@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlnb.serve._audit import FeedbackError
+from mlnb.serve._cors import add_cors
 from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._runtime import Runtime
@@ -457,6 +458,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         "/feedback",
     }
     app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, routes=known)
+    add_cors(app)  # MLNB_CORS_ORIGINS: none by default
     log.info("service ready", extra={"path": str(service.folder)})
     return app
 
