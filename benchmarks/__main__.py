@@ -27,6 +27,7 @@ BENCHMARKS = (
     "pipeline",
     "drift",
     "safety",
+    "slow_clients",
 )
 
 

@@ -159,11 +159,11 @@ def test_slowloris_connections_are_closed_while_normal_clients_get_answers(
     started, done = threading.Event(), threading.Event()
     result: list[Normal] = []
 
-    def normal() -> None:
+    def drive() -> None:
         started.wait(120)
         result.append(_normal_client(service, slow, done))
 
-    thread = threading.Thread(target=normal)
+    thread = threading.Thread(target=drive)
     thread.start()
     try:
         asyncio.run(_slowloris(_port(service), started, slow))
