@@ -101,8 +101,9 @@ def raise_open_files_limit() -> int:
 
 def reserved_files(open_files: int) -> int:
     """File descriptors kept free of client connections: the service's own files (model,
-    libraries, logs, audit: 14 open in an idle worker here, with audit off), refused connections lingering for their 503
-    (at most ``MAX_REFUSED_LINGERING``) and connections accepted past the limit at once."""
+    libraries, logs, audit: 14 open in an idle worker here, with audit off), refused
+    connections lingering for their 503 (at most ``MAX_REFUSED_LINGERING``) and connections
+    accepted past the limit in one burst (up to uvicorn's backlog, 2048) before their reset."""
     return max(256, open_files // 8)
 
 
