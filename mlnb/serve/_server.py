@@ -104,7 +104,7 @@ def reserved_files(open_files: int) -> int:
     libraries, logs, audit: 14 open in an idle worker here, with audit off), refused
     connections lingering for their 503 (at most ``MAX_REFUSED_LINGERING``) and connections
     accepted past the limit in one burst (up to uvicorn's backlog, 2048) before their reset."""
-    return max(256, open_files // 8)
+    return max(min(256, open_files // 2), open_files // 8)
 
 
 def default_limit(open_files: int | None = None) -> int:

@@ -46,6 +46,21 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root / "svc"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def raised_open_files() -> None:
+    """This process holds SLOW connections: its soft open-files limit goes up to the hard
+    one, as ``mlnb serve`` does for itself."""
+    from mlnb.serve._server import raise_open_files_limit
+
+    available = raise_open_files_limit()
+    if available < SLOW + 300:
+        pytest.fail(
+            f"the open-files limit here ({available}, `ulimit -Hn`) is below the {SLOW + 300} "
+            "this test needs: raise the hard limit (e.g. `ulimit -Hn 4096` as root)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def service(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     log = tmp_path_factory.mktemp("slow-log") / "serve.log"
@@ -307,3 +322,53 @@ def test_bad_limits_are_refused(given: dict[str, float], message: str) -> None:
 
     with pytest.raises(MlnbError, match=message):
         ConnectionSettings.resolve(**given)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("open_files", "limit"), [(20_000, 10_000), (4096, 3584), (1024, 768), (100, 50), (8, 4)]
+)
+def test_the_default_limit_stays_below_the_open_files_limit(open_files: int, limit: int) -> None:
+    from mlnb.serve._server import default_limit, reserved_files
+
+    assert default_limit(open_files) == limit
+    assert default_limit(open_files) + reserved_files(open_files) <= open_files
+
+
+def test_limits_from_flags_then_environment_then_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlnb.serve._server import ConnectionSettings, default_limit
+
+    for name in ("MLNB_TIMEOUT_HEADER_READ", "MLNB_TIMEOUT_KEEP_ALIVE", "MLNB_LIMIT_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    assert ConnectionSettings.resolve() == ConnectionSettings(10.0, 5.0, default_limit())
+    monkeypatch.setenv("MLNB_TIMEOUT_HEADER_READ", "2.5")
+    monkeypatch.setenv("MLNB_LIMIT_CONCURRENCY", "50")
+    assert ConnectionSettings.resolve() == ConnectionSettings(2.5, 5.0, 50)
+    assert ConnectionSettings.resolve(4, 1, 7) == ConnectionSettings(4.0, 1.0, 7)
+
+
+def test_a_request_past_the_running_limit_gets_the_same_503() -> None:
+    """The second check, per request (the connection check is over HTTP above): more
+    requests running in the worker than the limit (their clients may have gone) -> 503."""
+    from mlnb.serve._server import _limit_tasks
+
+    sent: list[dict[str, object]] = []
+    reached: list[bool] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        reached.append(True)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http"}
+    asyncio.run(_limit_tasks(app, {1, 2, 3}, 3, scope, receive, send))  # 3 running, limit 3
+    assert reached == [True] and sent == []
+    asyncio.run(_limit_tasks(app, {1, 2, 3, 4}, 3, scope, receive, send))
+    assert reached == [True]
+    start, body = sent
+    assert start["status"] == 503
+    assert (b"retry-after", b"1") in start["headers"]  # type: ignore[operator]
+    assert b"connection limit" in body["body"]  # type: ignore[operator]
