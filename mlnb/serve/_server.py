@@ -71,8 +71,6 @@ MAX_DEFAULT_LIMIT = 10_000
 RETRY_AFTER = 1
 #: a refused connection is closed this long after its 503 if the client keeps it open
 REFUSED_LINGER = 2.0
-#: refused connections lingering at once; past that, a refused connection is reset at once
-MAX_REFUSED_LINGERING = 64
 HTTP_CHOICES = ("auto", "h11", "httptools")
 
 
@@ -102,7 +100,7 @@ def raise_open_files_limit() -> int:
 def reserved_files(open_files: int) -> int:
     """File descriptors kept free of client connections: the service's own files (model,
     libraries, logs, audit: 14 open in an idle worker here, with audit off), refused
-    connections lingering for their 503 (at most ``MAX_REFUSED_LINGERING``) and connections
+    connections lingering for their 503 (at most half of these) and connections
     accepted past the limit in one burst (up to uvicorn's backlog, 2048) before their reset."""
     return max(min(256, open_files // 2), open_files // 8)
 
@@ -162,6 +160,16 @@ class ConnectionSettings:
 
 def _pick(given: float | None, variable: str, default: float | None) -> Any:
     return float(given) if given is not None else env_number(variable, default)
+
+
+@functools.lru_cache(maxsize=1)
+def _max_lingering() -> int:
+    """Refused connections of this process that may linger for their 503 at once (half the
+    reserve of open files); past that, a refused connection is reset without an answer."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, reserved_files(soft if soft != resource.RLIM_INFINITY else 65536) // 2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -227,7 +235,7 @@ class _Guard(asyncio.Protocol):
     def _refuse(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self._refused = True
-        if _Guard._refused_lingering >= MAX_REFUSED_LINGERING:
+        if _Guard._refused_lingering >= _max_lingering():
             transport.abort()  # too many lingering already: no answer, no file held
             return
         _Guard._refused_lingering += 1
