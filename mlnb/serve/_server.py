@@ -18,6 +18,8 @@ parsers behave the same) guarantee, per worker process:
   shut for writing and closed once the client has closed (or after a short linger). The
   same answer goes to a request that would push the number of running requests past the
   limit. uvicorn's own 503 (plain text, no ``Retry-After``) is never used.
+* **Header size**: request headers over 64 KiB get a ``431`` and the connection is closed
+  (httptools has no limit of its own; h11 stops at 16 KiB with a 400).
 * **Keep-alive timeout** is uvicorn's (``timeout_keep_alive``).
 
 :func:`raise_open_files_limit` lifts the soft ``RLIMIT_NOFILE`` to the hard limit, and
@@ -71,6 +73,8 @@ MAX_DEFAULT_LIMIT = 10_000
 RETRY_AFTER = 1
 #: a refused connection is closed this long after its 503 if the client keeps it open
 REFUSED_LINGER = 2.0
+#: request headers larger than this are answered 431 (httptools has no limit of its own)
+MAX_HEADER_BYTES = 64 * 1024
 HTTP_CHOICES = ("auto", "h11", "httptools")
 
 
@@ -194,6 +198,11 @@ def _response(status: int, reason: bytes, detail: str, *extra: bytes) -> bytes:
 
 SERVICE_FULL = "the service is at its connection limit; retry after the time in Retry-After"
 _FULL_503 = _response(503, b"Service Unavailable", SERVICE_FULL, b"retry-after: %d" % RETRY_AFTER)
+_TOO_LARGE_431 = _response(
+    431,
+    b"Request Header Fields Too Large",
+    "the request headers are larger than 64 KiB; send fewer or smaller headers",
+)
 _TIMEOUT_408 = _response(
     408, b"Request Timeout", "the request headers did not arrive in time; send them at once"
 )
@@ -222,7 +231,8 @@ class _Guard(asyncio.Protocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
         self._lingering = False  # refused, answered, not closed yet
-        self._received = False  # bytes of a request not complete yet
+        self._draining = False  # answered 408 or 431: the rest of the input is dropped
+        self._received = 0  # bytes of a request whose headers are not complete yet
 
     # -- connection limit ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -262,24 +272,38 @@ class _Guard(asyncio.Protocol):
         if self.transport.is_closing() or not self._waiting_for_request():
             return
         if self._received:
-            self.transport.write(_TIMEOUT_408)
-        self.transport.close()
+            self._answer_and_close(_TIMEOUT_408)
+        else:
+            self.transport.close()
+
+    def _answer_and_close(self, response: bytes) -> None:
+        """Send ``response``, then FIN; read and drop what the client still sends until it
+        closes (or ``REFUSED_LINGER``), so a reset does not destroy the answer."""
+        self._draining = True
+        self.transport.write(response)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._header_timer = self.loop.call_later(REFUSED_LINGER, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._draining:
             return
-        if self._waiting_for_request():
+        waiting = self._waiting_for_request()
+        if waiting:
             if self._header_timer is None:
                 self._arm_header_timer()  # the first byte of a request, on a kept-alive one
-            self._received = True
+            self._received += len(data)
         before = self.cycle
         super().data_received(data)
         if self.cycle is not before:  # the request's headers are complete
             self._cancel_header_timer()
-            self._received = False
+            self._received = 0
+        elif waiting and self._received > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self._cancel_header_timer()  # httptools sets no limit of its own (h11: 16 KiB)
+            self._answer_and_close(_TOO_LARGE_431)
 
     def eof_received(self) -> None:
-        if self._refused:
+        if self._refused or self._draining:
             self.transport.close()  # the client has read its 503 and closed
             return
         super().eof_received()

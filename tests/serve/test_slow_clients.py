@@ -204,6 +204,18 @@ def test_slowloris_connections_are_closed_while_normal_clients_get_answers(
         assert http.post("/predict", json={"x": 1.5}).json() == 3.0
 
 
+def test_headers_past_64_kib_get_a_431(service: RunningService) -> None:
+    with socket.create_connection((HOST, _port(service)), timeout=DEADLINE) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        with contextlib.suppress(ConnectionError):  # the server may close while we send
+            for _ in range(100):
+                sock.sendall(b"X-Big: " + b"a" * 1000 + b"\r\n")
+        assert _read_sync(sock).startswith(b"HTTP/1.1 431 ")
+    with service.client() as http:  # a large but acceptable request still passes
+        answer = http.get("/healthz", headers={f"x-h{i}": "a" * 1000 for i in range(40)})
+        assert answer.status_code == 200
+
+
 def test_past_the_connection_limit_a_503_with_retry_after_also_with_h11(
     folder: Path, tmp_path: Path
 ) -> None:
