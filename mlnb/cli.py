@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlnb._version import __version__
-from mlnb.exceptions import MlnbError
+from mlnb.exceptions import MlnbError, MlnbWarning
 
 __all__ = ["main"]
 
@@ -613,15 +614,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """mlnb's own warnings as one line each (others as Python shows them)."""
+    if issubclass(category, MlnbWarning):
+        print(f"mlnb: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _disk_full(exc: BaseException) -> MlnbError:
+    """Any full-disk error no store turned into one line: the folder it names (else the
+    project's ``.mlnb``) and the fix."""
+    from pathlib import Path
+
+    from mlnb._disk import disk_full_error, failed_folder
+
+    folder = failed_folder(exc)
+    if folder is None:
+        try:
+            from mlnb.config import get_settings
+
+            folder = get_settings().home
+        except Exception:
+            folder = Path.cwd()
+    return disk_full_error(folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except MlnbError as exc:
-        print(f"mlnb: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MlnbWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args))
+        except MlnbError as exc:
+            print(f"mlnb: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+        except Exception as exc:  # a full disk wherever it is met: one line, not a traceback
+            from mlnb._disk import is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            error = _disk_full(exc)
+            print(f"mlnb: error: {error}", file=sys.stderr)
+            return error.exit_code
 
 
 def run() -> int:

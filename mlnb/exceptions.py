@@ -19,10 +19,14 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     │   └── UntrustedModelError    model files that reference more than was trusted at logging
     ├── MonitorError           data profiles, drift reports and their inputs
     ├── NotebookError          a notebook that cannot be read or understood
-    └── VersioningError        the content-addressed store of data, models and configs
-        ├── VersionNotFoundError   a name, version or object that does not exist
-        ├── CorruptObjectError     an object whose content no longer has its hash
-        └── RemoteError            a push/pull remote that cannot be used
+    ├── VersioningError        the content-addressed store of data, models and configs
+    │   ├── VersionNotFoundError   a name, version or object that does not exist
+    │   ├── CorruptObjectError     an object whose content no longer has its hash
+    │   └── RemoteError            a push/pull remote that cannot be used
+    └── DiskFullError          no space left (ENOSPC, EDQUOT, SQLite "disk is full")
+
+Warnings: :class:`MlnbWarning` (a ``UserWarning``) and :class:`ObjectHealedWarning`, shown
+by the command line as one ``mlnb: warning:`` line.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CorruptObjectError",
+    "DiskFullError",
     "GateError",
     "GatesFailed",
     "InvalidValueError",
     "MlnbError",
+    "MlnbWarning",
     "ModelError",
     "ModelFormatError",
     "MonitorError",
     "NoActiveRunError",
     "NotebookError",
+    "ObjectHealedWarning",
     "RemoteError",
     "StoreError",
     "StoreNeedsRepairError",
@@ -162,3 +169,27 @@ class RemoteError(VersioningError):
     """A remote for push/pull that cannot be reached or used."""
 
     exit_code = 3
+
+
+class DiskFullError(MlnbError):
+    """No space left on the disk (or in the quota) holding a folder mlnb writes to. The
+    message names the folder, the space needed when it is known and the space free; what
+    was being written was not kept half-written, and everything recorded before is intact."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, folder: str | None = None, needed: int | None = None) -> None:
+        super().__init__(message)
+        #: the folder that could not be written
+        self.folder = folder
+        #: bytes the write needed, when known
+        self.needed = needed
+
+
+class MlnbWarning(UserWarning):
+    """Root of the warnings mlnb gives: something worked, and something needs saying."""
+
+
+class ObjectHealedWarning(MlnbWarning):
+    """An object of the versioning store was corrupted or truncated, and was rewritten from
+    the good copy being versioned (the message names the object and what was versioned)."""

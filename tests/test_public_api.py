@@ -41,5 +41,8 @@ def test_import_is_light() -> None:
 def test_every_error_derives_from_mlnb_error() -> None:
     for name in mlnb.exceptions.__all__:
         error = getattr(mlnb.exceptions, name)
+        if issubclass(error, Warning):
+            assert issubclass(error, mlnb.exceptions.MlnbWarning), name
+            continue
         assert issubclass(error, mlnb.MlnbError), name
         assert isinstance(error.exit_code, int)

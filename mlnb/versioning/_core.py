@@ -58,11 +58,12 @@ class Project:
     def current(cls) -> Project:
         settings = get_settings()
         home = settings.home
+        cache = StatCache(home / "cache" / "stat.sqlite")
         return cls(
             settings=settings,
-            store=ObjectStore(home / "objects"),
+            store=ObjectStore(home / "objects", cache),
             registry=Registry(home / "versions.db"),
-            cache=StatCache(home / "cache" / "stat.sqlite"),
+            cache=cache,
         )
 
     def relative(self, path: Path) -> str:
@@ -162,12 +163,12 @@ def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
     meta: dict[str, Any] = {}
     try:
         if path.is_dir():
-            digest, entries = project.store.put_tree(path, project.cache)
+            digest, entries = project.store.put_tree(path, project.cache, label=str(obj))
             kind, size = "folder", sum(e.size for e in entries)
             meta = {"files": len(entries)}
         else:
             digest = project.cache.hash(path)
-            project.store.put_file(path, expected=digest)
+            project.store.put_file(path, expected=digest, label=str(obj))
             kind = "config" if path.suffix.lower() in CONFIG_SUFFIXES else "file"
             size = path.stat().st_size
             if path.suffix.lower() in TABLE_SUFFIXES:
@@ -352,7 +353,10 @@ def record_model(
 
     project = Project.current()
     local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    digest, entries = project.store.put_tree(local, None)
+    try:
+        digest, entries = project.store.put_tree(local, None, label=f"model {name!r}")
+    finally:
+        project.cache.save()
     record = project.registry.add(
         VersionRecord(
             name=check_version_name(name),

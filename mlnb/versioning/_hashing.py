@@ -166,6 +166,36 @@ class StatCache:
         with self._lock:
             return self._files.setdefault(key, found)
 
+    def preload(self, keys: Iterable[str]) -> None:
+        """Read the rows of many ``keys`` in one connection (what :meth:`lookup` would read
+        one connection each); keys without a row are remembered as having none."""
+        with self._lock:
+            wanted = [k for k in dict.fromkeys(keys) if k not in self._files]
+        if not wanted:
+            return
+        found: dict[str, tuple[StatKey, str] | None] = dict.fromkeys(wanted)
+        if self.path is not None and self.path.is_file():
+            try:
+                conn = sqlite3.connect(self.path)
+                try:
+                    for start in range(0, len(wanted), 500):
+                        part = wanted[start : start + 500]
+                        rows = conn.execute(
+                            "SELECT path, size, mtime, inode, ctime, hash FROM files WHERE path "
+                            f"IN ({','.join('?' * len(part))})",
+                            part,
+                        ).fetchall()
+                        for row in rows:
+                            if all(type(v) is int for v in row[1:5]) and type(row[5]) is str:
+                                found[row[0]] = ((row[1], row[2], row[3], row[4]), row[5])
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass  # no table yet, or a damaged cache: only a slower re-hash
+        with self._lock:
+            for key, value in found.items():
+                self._files.setdefault(key, value)
+
     def lookup(self, key: str, st: os.stat_result) -> str | None:
         found = self._row(key)
         if found is not None and found[0] == _stat_key(st):

@@ -8,7 +8,8 @@ Many processes (notebooks, pipeline workers) write here at once: the file is in 
 journal mode (readers never block the writer), every write is one ``BEGIN IMMEDIATE``
 transaction (a read-modify-write such as :meth:`Registry.update_meta` cannot lose a
 concurrent update), and a writer waits up to :data:`BUSY_TIMEOUT` seconds for another
-instead of failing with "database is locked".
+instead of failing with "database is locked". A full disk raises
+:class:`~mlnb.exceptions.DiskFullError` naming the folder; the transaction is rolled back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlnb._disk import disk_full_error, is_disk_full
 from mlnb.exceptions import InvalidValueError, VersionNotFoundError
 
 __all__ = ["Edge", "Registry", "VersionRecord", "parse_ref"]
@@ -121,21 +123,47 @@ class Registry:
     def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection; with ``write``, inside one transaction that holds the write lock
         from its start (committed when the block ends, rolled back on an error)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
         try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchall()
-            conn.executescript(_SCHEMA)
-            with conn:
-                if write:
-                    conn.execute("BEGIN IMMEDIATE")
-                yield conn
-        finally:
-            conn.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                conn.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                conn.close()
+                if write or not is_disk_full(exc):
+                    raise
+                conn = self._read_only()  # a full disk: reading needs no space
+            try:
+                with conn:
+                    if write:
+                        conn.execute("BEGIN IMMEDIATE")
+                    yield conn
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):  # the transaction was rolled back: nothing half-recorded
+                doing = "to record versions in" if write else "to read"
+                raise disk_full_error(self.path.parent, None, f"{doing} {self.path.name}") from exc
+            raise
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A connection that reads the database file as it is, without the shared-memory
+        and WAL files (which need space to create): for reading on a full disk. Only when
+        no WAL holds writes not yet in the file, else the disk-full error stands."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise sqlite3.OperationalError("database or disk is full")
+        return sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
 
     # -- writing ---------------------------------------------------------------------
     def add(self, record: VersionRecord) -> VersionRecord:
-        """Record a version (an existing (name, hash) keeps its first record)."""
+        """Record a version (an existing (name, hash) keeps its first record, and is only
+        read: versioning unchanged content again writes nothing, even on a full disk)."""
+        try:
+            return self.get(record.name, record.hash)
+        except VersionNotFoundError:
+            pass
         with self._conn(write=True) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

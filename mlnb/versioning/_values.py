@@ -35,7 +35,12 @@ import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mlnb.exceptions import CorruptObjectError, InvalidValueError, VersioningError
+from mlnb.exceptions import (
+    CorruptObjectError,
+    InvalidValueError,
+    ObjectHealedWarning,
+    VersioningError,
+)
 from mlnb.versioning import _arrays, _elements
 from mlnb.versioning._frames import fingerprint_dataframe, fingerprint_series
 from mlnb.versioning._registry import VersionRecord, check_version_name
@@ -117,24 +122,49 @@ def _record(
 ) -> VersionRecord:
     """Record content ``digest`` under ``name``, writing it to the store only if no copy of
     it is there yet."""
+    try:
+        return _record_checked(project, name, kind, digest, fmt, schema, write, meta)
+    finally:
+        project.cache.save()  # what the store learnt of its objects (see ObjectStore.state)
+
+
+def _record_checked(
+    project: Project,
+    name: str,
+    kind: str,
+    digest: str,
+    fmt: str,
+    schema: dict[str, Any] | None,
+    write: Any,
+    meta: dict[str, Any] | None,
+) -> VersionRecord:
     registry, store = project.registry, project.store
     try:
         existing: VersionRecord | None = registry.get(name, digest)
     except VersioningError:
         existing = None
-    if existing is not None and store.has(existing.object):
+    if existing is not None and store.intact(existing.object, existing.size):
         return existing  # the same content again: nothing to write
     stored = next(
         (
             obj
             for _, obj, known in registry.stored_as(digest, kind)
-            if known.get("format") == fmt and store.has(obj)
+            if known.get("format") == fmt and store.intact(obj)
         ),
         None,
-    ) or store.put_written(write)
-    if existing is not None:  # its object was removed (gc) or never pulled
-        registry.set_object(name, digest, stored)
-        existing.object = stored
+    ) or store.put_written(write, label=f"version {name!r}")
+    if existing is not None:  # its object was removed (gc), never pulled, or corrupted
+        if stored != existing.object:
+            if store.state(existing.object) is False:  # written again, to other bytes
+                warnings.warn(
+                    ObjectHealedWarning(
+                        f"object {existing.object[:12]} of version {name!r} was corrupted in "
+                        f"the store; the version now points at a good copy, {stored[:12]}."
+                    ),
+                    stacklevel=4,
+                )
+            registry.set_object(name, digest, stored)
+            existing.object = stored
         return existing
     return registry.add(
         VersionRecord(
@@ -210,7 +240,10 @@ def _store_config(project: Project, obj: Any, name: str) -> VersionRecord:
         data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidValueError(f"config {name!r} cannot be written as JSON: {exc}") from exc
-    stored = project.store.put_bytes(data)
+    try:
+        stored = project.store.put_bytes(data, label=f"config {name!r}")
+    finally:
+        project.cache.save()
     return project.registry.add(
         VersionRecord(
             name=name,

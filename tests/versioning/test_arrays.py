@@ -154,9 +154,9 @@ def test_versioning_again_writes_nothing(project: Path, monkeypatch: pytest.Monk
     writes: list[object] = []
     real = ObjectStore.put_written
 
-    def counting(self: ObjectStore, write: Any) -> str:
+    def counting(self: ObjectStore, write: Any, label: str | None = None) -> str:
         writes.append(write)
-        return real(self, write)
+        return real(self, write, label)
 
     monkeypatch.setattr(ObjectStore, "put_written", counting)
     assert version(df.copy(), "frame", run=False).hash == first_frame.hash
