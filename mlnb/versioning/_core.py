@@ -163,12 +163,12 @@ def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
     meta: dict[str, Any] = {}
     try:
         if path.is_dir():
-            digest, entries = project.store.put_tree(path, project.cache, label=str(obj))
+            digest, entries = project.store.put_tree(path, project.cache, label=name)
             kind, size = "folder", sum(e.size for e in entries)
             meta = {"files": len(entries)}
         else:
             digest = project.cache.hash(path)
-            project.store.put_file(path, expected=digest, label=str(obj))
+            project.store.put_file(path, expected=digest, label=name)
             kind = "config" if path.suffix.lower() in CONFIG_SUFFIXES else "file"
             size = path.stat().st_size
             if path.suffix.lower() in TABLE_SUFFIXES:
