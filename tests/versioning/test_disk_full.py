@@ -133,11 +133,9 @@ def test_a_full_disk_by_fault_injection(project: Path, monkeypatch: pytest.Monke
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    import mlnb.versioning._store as store_module
-
     objects = project / ".mlnb" / "objects"
     with monkeypatch.context() as patched:
-        patched.setattr(store_module.os, "fsync", no_space)
+        patched.setattr(os, "fsync", no_space)  # the object store's fsync (nothing else here)
         with pytest.raises(DiskFullError, match=rf"holding {re.escape(str(objects))} .*needs"):
             version(data, run=False)
         with pytest.raises(DiskFullError, match=r"to store an object"):
