@@ -20,6 +20,7 @@ from typing import Any
 
 from blake3 import blake3
 
+from mlnb._disk import disk_full_error, is_disk_full
 from mlnb.exceptions import ConfigError, CorruptObjectError, RemoteError
 from mlnb.versioning._core import Project
 from mlnb.versioning._hashing import CHUNK
@@ -228,6 +229,11 @@ def _fetch(fs: Any, root: str, url: str, project: Project, digest: str) -> None:
             f"object {digest[:12]} is recorded but missing on {url}; push it from a clone "
             "that has it."
         ) from None
+    except RemoteError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):  # the local disk, not the remote
+            raise disk_full_error(store.folder, None, f"to fetch object {digest[:12]}") from exc
+        raise
     try:
         stored = store.put_file(Path(tmp), expected=digest)
     except CorruptObjectError:

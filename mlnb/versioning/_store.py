@@ -63,6 +63,7 @@ _UNCHECKED = object()
 class ObjectStore:
     def __init__(self, folder: Path, cache: StatCache | None = None) -> None:
         self.folder = folder
+        self._base = os.path.abspath(folder)
         #: remembers the stat keys of objects written or checked here (see the docstring)
         self.cache = cache
 
@@ -83,26 +84,27 @@ class ObjectStore:
 
     # -- checking --------------------------------------------------------------------
     def _key(self, digest: str) -> str:
-        return os.path.abspath(self.path(digest))
+        """The object's absolute path as a string (its stat cache key; no pathlib: put_tree
+        asks for one per file)."""
+        return f"{self._base}/{digest[:2]}/{digest[2:]}"
 
     def state(self, digest: str, size: int | None = None) -> State:
         """None if the object is not stored, True if its content has its hash (and ``size``
         bytes, when given), False if it is corrupted or truncated. Costs a ``stat`` when the
         stat cache knows the object unchanged, else a hash of it."""
-        path = self.path(digest)
+        key = self._key(digest)
         try:
-            st = os.stat(path)
+            st = os.stat(key)
         except FileNotFoundError:
             return None
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
             return False
-        key = self._key(digest)
         if self.cache is not None and self.cache.lookup(key, st) == digest:
             return True
         try:
-            actual = hash_file(path)
+            actual = hash_file(Path(key))
         except OSError:
             return False
         if actual != digest:
