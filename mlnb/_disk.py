@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlnb.exceptions import DiskFullError
 
-__all__ = ["disk_full_error", "failed_folder", "is_disk_full"]
+__all__ = ["disk_full_error", "failed_folder", "free_bytes", "is_disk_full"]
 
 _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: sqlite3.Error.sqlite_errorcode of "database or disk is full", and of the "disk I/O error"
@@ -59,7 +59,8 @@ def failed_folder(exc: BaseException) -> Path | None:
     return None
 
 
-def _free(folder: Path) -> int | None:
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free on the disk holding ``folder`` (or its nearest existing parent)."""
     for candidate in (folder, *folder.parents):
         try:
             return shutil.disk_usage(candidate).free
@@ -77,7 +78,7 @@ def _size(n: int) -> str:
 
 def disk_full_error(folder: Path, needed: int | None = None, doing: str = "") -> DiskFullError:
     """The one-line error for a full disk under ``folder`` (``doing``: "to store ...")."""
-    free = _free(folder)
+    free = free_bytes(folder)
     space = []
     if needed is not None:
         space.append(f"needs about {_size(needed)}")

@@ -633,21 +633,32 @@ _python_showwarning = warnings.showwarning
 
 
 def _disk_full(exc: BaseException) -> MlnbError:
-    """Any full-disk error no store turned into one line: the folder it names (else the
-    project's ``.mlnb``) and the fix."""
+    """Any full-disk error no store turned into one line: the folder it names, else the
+    working or the project's folder when that disk is the full one, else the error itself."""
     from pathlib import Path
 
-    from mlnb._disk import disk_full_error, failed_folder
+    from mlnb._disk import disk_full_error, failed_folder, free_bytes
+    from mlnb._text import first_line
+    from mlnb.exceptions import DiskFullError
 
     folder = failed_folder(exc)
-    if folder is None:
-        try:
-            from mlnb.config import get_settings
+    if folder is not None:
+        return disk_full_error(folder)
+    candidates = [Path.cwd()]
+    try:
+        from mlnb.config import get_settings
 
-            folder = get_settings().home
-        except Exception:
-            folder = Path.cwd()
-    return disk_full_error(folder)
+        candidates.append(get_settings().home)
+    except Exception:
+        pass
+    for candidate in candidates:
+        free = free_bytes(candidate)
+        if free is not None and free < 1024 * 1024:
+            return disk_full_error(candidate)
+    return DiskFullError(
+        f"no space left on a disk this command writes to ({first_line(exc)}); free some "
+        "space there and run the command again."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,8 @@ def test_the_command_line_on_a_full_disk(small_disk: Path) -> None:
     assert run_mlnb(root, "version", "kept.txt").returncode == 0  # unchanged: nothing written
     _one_line(run_mlnb(root, "checkout", "kept.txt", "-o", "out.txt"), re.escape(str(root)))
     assert not list(root.glob("*out.txt*"))  # no half-restored file
+    _one_line(run_mlnb(root, "checkout", "kept.txt", "-o", "dir/out.txt"), re.escape(str(root)))
+    assert not (root / "dir").exists() or not list((root / "dir").iterdir())
     for name in ("big.bin", "parts", "empty.txt"):
         assert run_mlnb(root, "versions", name).returncode == 4  # nothing half-recorded
 
@@ -145,3 +148,45 @@ def test_a_full_disk_by_fault_injection(project: Path, monkeypatch: pytest.Monke
     assert version(data, run=False).number == 1
     data.unlink()
     assert checkout("data.bin") == data and data.stat().st_size == 50_000
+
+
+def test_any_command_meeting_a_full_disk_ends_in_one_line(
+    project: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The command line's last resort, for errors no store turned into a DiskFullError: a
+    stand-in command (``mlnb status`` replaced) meets real full-disk errors: ENOSPC from the
+    full tmpfs, and SQLite's SQLITE_FULL (a real database limited by max_page_count) wrapped
+    as libraries wrap it."""
+    from mlnb import cli
+
+    _fill(small_disk)
+
+    def writes_a_file(args: Any) -> int:
+        (small_disk / "report.html").write_bytes(b"x" * 100_000)
+        return 0
+
+    def writes_a_database(args: Any) -> int:
+        conn = sqlite3.connect(":memory:")
+        conn.execute("PRAGMA max_page_count = 2")
+        try:
+            conn.execute("CREATE TABLE t (x)")
+            conn.executemany("INSERT INTO t VALUES (?)", [(b"y" * 4000,)] * 10)
+        except sqlite3.OperationalError as exc:
+            raise RuntimeError("(sqlite3.OperationalError) the library's own wrapper") from exc
+        finally:
+            conn.close()
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_status", writes_a_file)  # the folder is not known
+    assert cli.main(["status"]) == DiskFullError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "mlnb: error: no space left on a disk this command writes to ([Errno 28] No space "
+        "left on device); free some space there and run the command again."
+    ]
+    monkeypatch.chdir(small_disk)  # working on the full disk: that one is named
+    monkeypatch.setattr(cli, "_cmd_status", writes_a_database)
+    assert cli.main(["status"]) == DiskFullError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"mlnb: error: no space left on the disk holding {small_disk} (0 ")
