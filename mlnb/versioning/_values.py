@@ -11,7 +11,8 @@ Guarantees:
   neither serialised nor written again: versioning it again costs one hash of the content,
   where the first time cost the hash, the serialisation and the write.
 * Bad input raises :class:`~mlnb.exceptions.InvalidValueError` before anything is recorded,
-  and a store that cannot be written a :class:`~mlnb.exceptions.VersioningError`; an object
+  and a store that cannot be written a :class:`~mlnb.exceptions.VersioningError` (a full
+  disk: :class:`~mlnb.exceptions.DiskFullError`); an object
   is recorded only once it is complete in the store.
 * :func:`load_value` gives back a value of the same type, dtype, shape and values.
 
