@@ -51,11 +51,15 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def failed_folder(exc: BaseException) -> Path | None:
-    """The folder of the file a full-disk OSError in ``exc``'s chain names, if any."""
+    """The folder of the file a full-disk OSError in ``exc``'s chain names, if any (of a
+    copy's destination, which ``shutil`` gives as ``filename2``: ``filename`` is its
+    source)."""
     for item in _chain(exc):
-        if isinstance(item, OSError) and item.filename:
-            path = Path(os.fsdecode(item.filename))
-            return path if path.is_dir() else path.parent
+        if isinstance(item, OSError) and item.errno in _ERRNOS:
+            name = item.filename2 or item.filename
+            if name:
+                path = Path(os.fsdecode(name))
+                return path if path.is_dir() else path.parent
     return None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -155,8 +156,8 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
 ) -> None:
     """The command line's last resort, for errors no store turned into a DiskFullError: a
     stand-in command (``mlnb status`` replaced) meets real full-disk errors: ENOSPC from the
-    full tmpfs, and SQLite's SQLITE_FULL (a real database limited by max_page_count) wrapped
-    as libraries wrap it."""
+    full tmpfs (a write, and a copy), and SQLite's SQLITE_FULL (a real database limited by
+    max_page_count) wrapped as libraries wrap it."""
     from mlnb import cli
 
     _fill(small_disk)
@@ -184,6 +185,18 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
         "mlnb: error: no space left on a disk this command writes to ([Errno 28] No space "
         "left on device); free some space there and run the command again."
     ]
+    source = project / "model.bin"
+    source.write_bytes(os.urandom(200_000))
+
+    def copies_a_file(args: Any) -> int:  # shutil's error names the source, then the copy
+        shutil.copyfile(source, small_disk / "model.bin")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_status", copies_a_file)
+    assert cli.main(["status"]) == DiskFullError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"mlnb: error: no space left on the disk holding {small_disk} (0 ")
     monkeypatch.chdir(small_disk)  # working on the full disk: that one is named
     monkeypatch.setattr(cli, "_cmd_status", writes_a_database)
     assert cli.main(["status"]) == DiskFullError.exit_code
