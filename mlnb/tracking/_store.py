@@ -55,6 +55,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from mlnb._disk import is_disk_full
 from mlnb._text import first_line
 from mlnb.exceptions import StoreError, StoreNeedsRepairError
 from mlnb.tracking._schema import build_schema, cache_dir, schema
@@ -487,17 +488,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     return chain
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) means the disk or the quota is full."""
-    for item in _chain(exc):
-        text = str(item).lower()
-        if getattr(item, "errno", None) in {errno.ENOSPC, errno.EDQUOT}:
-            return True
-        if "disk is full" in text or "no space left" in text:
-            return True
-    return False
 
 
 def describe_store_failure(exc: BaseException, path: Path, doing: str) -> StoreError:
