@@ -363,7 +363,7 @@ def build_service(
     endpoints, example_doc = describe_endpoints(namespace, examples)
     call_examples(plan, namespace, endpoints, trace)
     inputs = pin_inputs(plan, folder, trace)
-    check_pickles(folder, allow_pickle, None, files=inputs["files"])
+    check_pickles(folder, allow_pickle, None, files=inputs["files"], versions=inputs["versions"])
     code = service_code(plan)
     (folder / "service.py").write_text(code, encoding="utf-8")
     reqs = requirements(plan.code, models, folder)

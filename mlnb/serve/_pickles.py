@@ -13,8 +13,8 @@ Guarantees, at start-up, before any model is loaded or ``service.py`` runs:
   scikit-learn or LightGBM models, ``statsmodels`` and ``pytorch`` models and any model
   loaded through ``python_function`` (a cloudpickled ``PythonModel`` or a loader module) run
   code when loaded; skops, xgboost, LightGBM boosters, CatBoost, ONNX... do not;
-* each pinned file is a pickle when its name says so (``.pkl``, ``.pickle``, ``.joblib``,
-  ``.pt``...) or its first bytes are a pickle's;
+* each pinned file, and each file of a pinned data version, is a pickle when its name says
+  so (``.pkl``, ``.pickle``, ``.joblib``, ``.pt``...) or its first bytes are a pickle's;
 * without ``allow_pickle`` any of these stops the service with a :class:`ServiceError`
   naming the model or file, its format and the fix. The same check runs at export, before
   the exported cells load anything, and for a model the service fetches later (a
@@ -101,6 +101,13 @@ def pickle_uses(folder: Path, metadata: dict[str, Any]) -> list[tuple[str, str]]
         fmt = file_pickle_format(folder / item["path"])
         if fmt is not None:
             found.append((f"the pinned file {item.get('source') or item['path']}", fmt))
+    for item in metadata.get("versions") or []:
+        path = folder / item["path"]
+        inside = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        if any(file_pickle_format(p) is not None for p in inside):
+            found.append(
+                (f"the pinned file of version {item.get('ref') or item['path']}", "pickle")
+            )
     return found
 
 

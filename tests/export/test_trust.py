@@ -271,3 +271,42 @@ def test_a_pickled_model_serves_only_with_allow_pickle(exports: Exports) -> None
         result = export_notebook(notebook, root / "svc", allow_pickle=True)  # served and asked
     assert result.metadata["allow_pickle"] is True
     assert len(result.answers["/predict"]["predictions"]) == 3
+
+
+JOBLIB_CELLS = (
+    code("import joblib\nimport pandas as pd", "mlnb:export"),
+    code('model = joblib.load("models/clf.joblib")', "mlnb:export"),
+    code(
+        "def predict(df: pd.DataFrame) -> list[int]:\n"
+        "    return model.predict(df[list(model.feature_names_in_)]).tolist()",
+        "mlnb:export",
+    ),
+    code(
+        "from sklearn.datasets import load_iris\nexample = load_iris(as_frame=True).data.head(2)",
+        "mlnb:example",
+    ),
+)
+
+
+def test_a_pickled_file_the_code_reads_is_refused_without_allow_pickle(exports: Exports) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlnb.export import export_notebook
+    from tests.serving import project_at
+
+    with project_at(exports.root.parent / "joblib") as root:
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        (root / "models").mkdir()
+        joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), root / "models" / "clf.joblib")
+        notebook = write_notebook(root / "reads.ipynb", *JOBLIB_CELLS)
+        with pytest.raises(
+            NotebookError,
+            match=r"the pinned file models/clf\.joblib: it is pickle.*--allow-pickle",
+        ):
+            export_notebook(notebook, root / "svc", verify=False)
+        assert not (root / "svc").exists()
+        result = export_notebook(notebook, root / "svc", verify=False, allow_pickle=True)
+    assert result.metadata["allow_pickle"] is True
+    assert [f["source"] for f in result.metadata["files"]] == ["models/clf.joblib"]
