@@ -7,6 +7,7 @@ refuses any change, and nothing of the exporting machine's paths reaches ``/vers
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -177,7 +178,7 @@ def _no_local_path(text: str, root: Path, what: str) -> None:
 
 
 def test_a_signed_copy_verifies_and_shows_nothing_of_the_export_machine(
-    exports: Exports, tmp_path: Path
+    exports: Exports, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = _copy(exports.signed, tmp_path)
     manifest = _manifest(folder)
@@ -198,15 +199,16 @@ def test_a_signed_copy_verifies_and_shows_nothing_of_the_export_machine(
     _no_local_path(version.text, exports.root, "/version")
     _no_local_path(openapi.text, exports.root, "/openapi.json")
 
-    log = tmp_path / "unchecked.log"
-    with running_service(folder, log) as service, service.client() as client:
-        signature = client.get("/version").json()["signature"]
-    assert signature == {
+    from mlnb.serve import load_service
+
+    with caplog.at_level(logging.WARNING, logger="mlnb.serve"):
+        unchecked = load_service(folder)  # MLNB_SIGNING_KEY is not set here
+    assert unchecked.signature == {
         "signed": True,
         "verified": False,
         "key_id": manifest["signature"]["key_id"],  # type: ignore[index]
     }
-    assert "the signature was NOT checked" in log.read_text()
+    assert "the signature was NOT checked" in caplog.text
 
 
 def test_an_older_manifest_still_loads_without_its_absolute_path(
@@ -310,3 +312,18 @@ def test_a_pickled_file_the_code_reads_is_refused_without_allow_pickle(exports: 
         result = export_notebook(notebook, root / "svc", verify=False, allow_pickle=True)
     assert result.metadata["allow_pickle"] is True
     assert [f["source"] for f in result.metadata["files"]] == ["models/clf.joblib"]
+
+
+def test_a_working_folder_outside_the_service_is_refused(exports: Exports, tmp_path: Path) -> None:
+    from mlnb.serve import ServiceError, load_service
+
+    folder = _copy(exports.plain, tmp_path)
+    manifest = _manifest(folder)
+    manifest["workdir"] = str(exports.root)
+    _write(folder, manifest)
+    with pytest.raises(ServiceError, match=r"workdir '.*' in mlnb-service.json is outside the"):
+        load_service(folder)
+    manifest["workdir"], manifest["sys_path"] = "files", ["../.."]
+    _write(folder, manifest)
+    with pytest.raises(ServiceError, match=r"sys_path '\.\./\.\.' .* is outside the service"):
+        load_service(folder)
