@@ -22,11 +22,13 @@ At start-up, before any model is loaded or code imported (:func:`check_signature
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +42,7 @@ ENV_KEY = "MLNB_SIGNING_KEY"
 ALGORITHM = "hmac-sha256"
 #: written by the service itself at run time, never trusted as code
 _RUNTIME_DIRS = ("audit",)
+_CACHE_PREFIX = os.path.join(tempfile.gettempdir(), "mlnb-pycache-")
 _FIX = "export the notebook again with MLNB_SIGNING_KEY set (mlnb export NOTEBOOK -o DIR --force)"
 
 log = logging.getLogger("mlnb.serve")
@@ -154,7 +157,10 @@ def check_signature(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         )
     _check_files(folder, manifest)
     # bytecode is read from (and written to) a cache of this process only, never the folder's
-    sys.pycache_prefix = tempfile.mkdtemp(prefix="mlnb-pycache-")
+    if sys.pycache_prefix is None or not sys.pycache_prefix.startswith(_CACHE_PREFIX):
+        cache = tempfile.mkdtemp(prefix="mlnb-pycache-")
+        atexit.register(shutil.rmtree, cache, True)
+        sys.pycache_prefix = cache
     state["verified"] = True
     return state
 
