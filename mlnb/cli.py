@@ -200,9 +200,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         routing=args.routing,
         canary_weight=args.canary_weight,
         follow=args.follow,
+        allow_pickle=args.allow_pickle,
     )
     meta = result.metadata
     print(f"exported {args.notebook} to {result.folder}")
+    if meta.get("signature"):
+        print(f"  signed    with MLNB_SIGNING_KEY (key id {meta['signature']['key_id']})")
     for model in meta["models"]:
         print(f"  model     {model['resolved']}  pinned as {model['path']} ({model['hash'][:12]})")
     for item in meta.get("files") or []:
@@ -489,6 +492,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--canary-weight", type=float, help="share of traffic in canary (0.1)")
     exp.add_argument("--follow", metavar="ALIAS", help="reload when this alias moves (champion)")
+    exp.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="let the service load pickled models and files (they run code when loaded)",
+    )
     srv = add("serve", _cmd_serve, "run an exported service with uvicorn")
     srv.add_argument("folder")
     srv.add_argument("--host", default="127.0.0.1")

@@ -36,6 +36,7 @@ def export_notebook(
     routing: str | None = None,
     canary_weight: float | None = None,
     follow: str | None = None,
+    allow_pickle: bool = False,
 ) -> ExportResult:
     """Export ``notebook`` into ``output``. Nothing is written unless every check passes.
 
@@ -45,7 +46,12 @@ def export_notebook(
     ``challenger`` (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``) is pinned next to the
     champion; ``routing`` (shadow, canary, off) and ``canary_weight`` say how it is used and
     ``follow`` names a registry alias the service reloads when it moves (e.g. champion);
-    environment variables of ``mlnb serve`` override them."""
+    environment variables of ``mlnb serve`` override them.
+
+    Models and pinned files that are pickles (they run code when loaded) are refused unless
+    ``allow_pickle``; the choice is recorded in ``mlnb-service.json`` and the service holds
+    to it. With ``MLNB_SIGNING_KEY`` set, the manifest and every file's hash are signed
+    (HMAC-SHA256); a service started with the key refuses anything that does not match."""
     from mlnb.export._build import build_service, replace_folder
     from mlnb.export._verify import check_parity, run_example
     from mlnb.serve._service import METADATA_FILE
@@ -75,7 +81,7 @@ def export_notebook(
             "canary_weight": canary_weight,
             "follow": follow,
         }
-        metadata = build_service(plan, staging, profile, serving)
+        metadata = build_service(plan, staging, profile, serving, allow_pickle)
         answers = run_example(staging, metadata) if verify else {}
         matched = check_parity(plan.path, answers) if parity else None
         replace_folder(staging, output)

@@ -287,7 +287,11 @@ def copy_profile(
 
 
 def pin_challenger(
-    plan: ExportPlan, folder: Path, models: list[dict[str, Any]], uri: str
+    plan: ExportPlan,
+    folder: Path,
+    models: list[dict[str, Any]],
+    uri: str,
+    allow_pickle: bool = False,
 ) -> dict[str, Any]:
     """Copy the challenger (a ``models:/`` URI) next to the champion, pinned by hash, and
     check that the exported cells run with it in place of the first model."""
@@ -305,6 +309,7 @@ def pin_challenger(
             f"the challenger {uri!r} does not resolve: {first_line(exc)}. Give "
             "models:/NAME/VERSION or models:/NAME@ALIAS of a registered version."
         ) from exc
+    check_pickles(folder, allow_pickle, [record])
     try:
         _evaluate(plan, folder, [{**record, "uri": models[0]["uri"]}, *models[1:]])
     except NotebookError as exc:
@@ -312,24 +317,53 @@ def pin_challenger(
     return record
 
 
+def check_pickles(
+    folder: Path, allow_pickle: bool, models: list[dict[str, Any]] | None, **metadata: Any
+) -> None:
+    """The service's pickle policy (``mlnb.serve._pickles``), applied at export: refuse
+    what the service would refuse, before the exported cells load it."""
+    from mlnb.serve._pickles import check_pickle_policy
+    from mlnb.serve._service import ServiceError
+
+    try:
+        check_pickle_policy(folder, {**metadata, "allow_pickle": allow_pickle}, models)
+    except ServiceError as exc:
+        raise NotebookError(str(exc)) from None
+
+
+def notebook_path(plan: ExportPlan) -> str:
+    """The notebook's path from the project root (its name when it is outside)."""
+    from mlnb.config import get_settings
+
+    path, root = plan.path.resolve(), Path(get_settings().root).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
 def build_service(
     plan: ExportPlan,
     folder: Path,
     profile: str | Path | None = None,
     serving: dict[str, Any] | None = None,
+    allow_pickle: bool = False,
 ) -> dict[str, Any]:
-    """Write the service into ``folder`` (which must be empty or missing)."""
+    """Write the service into ``folder`` (which must be empty or missing). Pickled models
+    and files are refused unless ``allow_pickle``; with ``MLNB_SIGNING_KEY`` set, the
+    manifest is signed (``mlnb.serve._signing``)."""
+    from mlnb.serve._signing import sign_manifest, signing_key
+
     if profile is not None:
         from mlnb.monitor import Profile
 
         Profile.load(profile)  # a wrong --profile fails before the slow steps
     folder.mkdir(parents=True, exist_ok=True)
     models = pin_models(plan, folder)
+    check_pickles(folder, allow_pickle, models)
     trace = ReadTrace()
     namespace, examples = _evaluate(plan, folder, models, trace)
     endpoints, example_doc = describe_endpoints(namespace, examples)
     call_examples(plan, namespace, endpoints, trace)
     inputs = pin_inputs(plan, folder, trace)
+    check_pickles(folder, allow_pickle, None, files=inputs["files"], versions=inputs["versions"])
     code = service_code(plan)
     (folder / "service.py").write_text(code, encoding="utf-8")
     reqs = requirements(plan.code, models, folder)
@@ -353,7 +387,7 @@ def build_service(
     metadata = {
         "name": plan.path.stem,
         "notebook": {
-            "path": str(plan.path.resolve()),
+            "path": notebook_path(plan),
             "hash": blake3(plan.path.read_bytes()).hexdigest(),
         },
         "cells": [{"index": c.index, "id": c.cell_id} for c in plan.exported],
@@ -372,11 +406,16 @@ def build_service(
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source_run_id": models[0]["run_id"] if models else None,
         "profile": copy_profile(models, folder, profile),
+        "allow_pickle": allow_pickle,
     }
     serving = dict(serving or {})  # challenger, routing, canary_weight, follow
     if serving.get("challenger"):
-        metadata["challenger"] = pin_challenger(plan, folder, models, serving.pop("challenger"))
+        challenger = serving.pop("challenger")
+        metadata["challenger"] = pin_challenger(plan, folder, models, challenger, allow_pickle)
     metadata.update({k: v for k, v in serving.items() if v is not None})
+    key = signing_key()
+    if key is not None:
+        metadata = sign_manifest(metadata, folder, key)
     (folder / "mlnb-service.json").write_text(
         json.dumps(metadata, indent=1, default=str) + "\n", encoding="utf-8"
     )

@@ -273,6 +273,12 @@ class FeedbackBody(BaseModel):
     label: Any
 
 
+def _shown(path: Path, folder: Path) -> str:
+    """``path`` from the service folder when it is inside (nothing of the machine shown)."""
+    path = Path(path).resolve()
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+
+
 def create_app(folder: str | Path | None = None, settings: ServeSettings | None = None) -> FastAPI:
     """The service's app (``folder`` defaults to ``$MLNB_SERVICE_DIR``)."""
     folder = folder or os.environ.get("MLNB_SERVICE_DIR")
@@ -327,7 +333,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     async def version() -> dict[str, Any]:
         """What is being served: the export metadata, the models answering and the safety
         nets (routing, breakers, fallbacks, profile, audit log, alias followed)."""
-        public = {k: v for k, v in metadata.items() if k != "example"}
+        public = {k: v for k, v in metadata.items() if k not in ("example", "integrity")}
         router = runtime.router
         champion = router.champion.model
         if champion.get("version") != (metadata.get("models") or [{}])[0].get("version"):
@@ -349,7 +355,10 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
                     p: q.mismatch | {"checked": q.features} for p, q in runtime.qualities.items()
                 },
             },
-            "audit": str(runtime.audit.folder) if runtime.audit is not None else None,
+            "audit": (
+                _shown(runtime.audit.folder, service.folder) if runtime.audit is not None else None
+            ),
+            "signature": service.signature,
             "follow": runtime.follower.to_dict() if runtime.follower is not None else None,
         }
 

@@ -51,6 +51,20 @@ def verify_inputs(folder: Path, metadata: dict[str, Any]) -> None:
             )
 
 
+def _inside(folder: Path, entry: str, key: str) -> Path:
+    """``folder / entry``, refused when ``entry`` leaves the service folder (paths in the
+    manifest are relative to it, so a copied folder runs anywhere)."""
+    from mlnb.serve._service import ServiceError
+
+    path = folder / entry
+    if Path(entry).is_absolute() or not path.resolve().is_relative_to(folder.resolve()):
+        raise ServiceError(
+            f"refusing to start: {key} {entry!r} in mlnb-service.json is outside the service "
+            f"folder {folder}; its paths are relative to that folder. {_FIX[0].upper()}{_FIX[1:]}."
+        )
+    return path
+
+
 def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
     """Check the pinned inputs, then make them what the exported code reads."""
     from mlnb.serve._service import ServiceError
@@ -66,7 +80,8 @@ def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
     workdir = metadata.get("workdir")
     if not workdir:
         return
-    path = folder / workdir
+    path = _inside(folder, workdir, "workdir")
+    entries = [_inside(folder, e, "sys_path") for e in metadata.get("sys_path") or [workdir]]
     try:
         if not path.is_dir():  # holds no pinned file itself: git, for one, drops it
             path.mkdir(parents=True)
@@ -75,7 +90,7 @@ def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
         raise ServiceError(
             f"cannot enter the service's working folder {path} ({exc.strerror}); {_FIX}."
         ) from exc
-    for entry in reversed(metadata.get("sys_path") or [workdir]):
-        where = str(folder / entry)
+    for entry in reversed(entries):
+        where = str(entry)
         if where not in sys.path:
             sys.path.insert(0, where)

@@ -72,6 +72,26 @@ def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
     )
 
 
+def drop_local_paths(target: Path) -> None:
+    """Remove the lines of ``target/MLmodel`` that name where the model was stored on the
+    machine that logged it (``artifact_path: file:///...``): MLflow loads without them and
+    the copy tells nothing of that machine."""
+    mlmodel = target / "MLmodel"
+    if not mlmodel.is_file():
+        return
+    lines = mlmodel.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [
+        line
+        for line in lines
+        if not (
+            line.startswith("artifact_path:")
+            and line.split(":", 1)[1].strip().strip("'\"").startswith(("file:", "/"))
+        )
+    ]
+    if len(kept) != len(lines):
+        mlmodel.write_text("".join(kept), encoding="utf-8")
+
+
 def pinned_record(
     folder: Path,
     target: Path,
@@ -89,6 +109,7 @@ def pinned_record(
 
     serialization = verify_model_files(target, resolved)
     expect_model_files(target, serialization)
+    drop_local_paths(target)
     digest, entries = hash_tree(target)
     return {
         "uri": uri,
@@ -104,7 +125,11 @@ def pinned_record(
 
 
 def variant_with(service: Service, record: dict[str, Any]) -> Service:
-    """``service``'s code run with its first model replaced by ``record``'s files."""
+    """``service``'s code run with its first model replaced by ``record``'s files (refused,
+    like the pinned ones, when they are a pickle and the export did not allow pickles)."""
+    from mlnb.serve._pickles import check_pickle_policy
+
+    check_pickle_policy(service.folder, service.metadata, [record])
     models = list(service.metadata.get("models") or [])
     if not models:
         raise ServiceError("the service loads no model; there is nothing to replace.")

@@ -48,6 +48,7 @@ class Service:
     module: types.ModuleType
     endpoints: list[Endpoint] = field(default_factory=list)
     fallbacks: dict[str, Any] = field(default_factory=dict)  # endpoint path -> baseline
+    signature: dict[str, Any] = field(default_factory=dict)  # signed, verified, key_id
 
     @property
     def example(self) -> Any:
@@ -128,8 +129,10 @@ def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]
 
 
 def load_service(folder: str | Path) -> Service:
-    """Read ``mlnb-service.json``, verify the pinned models, files and data versions, enter
-    the service's working folder (``_files``) and run ``service.py``."""
+    """Read ``mlnb-service.json``; check its signature (``_signing``), the pinned models'
+    hashes and the pickle policy (``_pickles``) before anything is loaded; verify the pinned
+    files and data versions, enter the service's working folder (``_files``) and run
+    ``service.py``."""
     folder = Path(folder).resolve()
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
@@ -142,12 +145,28 @@ def load_service(folder: str | Path) -> Service:
     except ValueError as exc:
         raise ServiceError(f"{meta_path} is not valid JSON ({exc}); export again.") from exc
     from mlnb.serve._files import prepare_inputs
+    from mlnb.serve._pickles import check_pickle_policy
+    from mlnb.serve._signing import check_signature
     from mlnb.tracking import _models
 
-    _models.PINNED.update(verify_models(folder, metadata.get("models", [])))
+    signature = check_signature(folder, metadata)
+    pinned = verify_models(folder, metadata.get("models", []))
+    check_pickle_policy(folder, metadata)
+    _models.PINNED.update(pinned)
     prepare_inputs(folder, metadata)
     module = load_module(folder, metadata)
-    return _service_of(folder, metadata, module)
+    service = _service_of(folder, local_paths(metadata), module)
+    service.signature = signature
+    return service
+
+
+def local_paths(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` with nothing of the exporting machine in it: an export older than
+    project-relative paths recorded the notebook's absolute path; only its name is kept."""
+    notebook = metadata.get("notebook")
+    if isinstance(notebook, dict) and Path(str(notebook.get("path") or "")).is_absolute():
+        return {**metadata, "notebook": {**notebook, "path": Path(notebook["path"]).name}}
+    return metadata
 
 
 def _service_of(folder: Path, metadata: dict[str, Any], module: types.ModuleType) -> Service:

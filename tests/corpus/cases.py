@@ -26,6 +26,7 @@ class Case:
     yaml: dict[str, Any] = field(default_factory=dict)  # papermill -y (dict parameters)
     experiment: str | None = None  # default: the notebook's name
     tracking_uri: str | None = None  # the notebook's own mlflow.set_tracking_uri(...)
+    allow_pickle: bool = False  # the model or a file it reads is a pickle: export says so
 
     @property
     def path(self) -> Path:
@@ -143,6 +144,7 @@ CASES = [
         params={"C": "0.2"},
         metrics=_m("accuracy"),
         model="wine-ratios",
+        allow_pickle=True,
     ),
     Case(
         "breast_cancer_custom_transformer",
@@ -150,6 +152,7 @@ CASES = [
         params={"quantile": "0.05", "C": "0.5"},
         metrics=_m("roc_auc"),
         model="breast-cancer-clipped",
+        allow_pickle=True,
     ),
     Case(
         "wine_joblib",
@@ -157,6 +160,7 @@ CASES = [
         params={"C": "0.1"},
         metrics=_m("cv_accuracy"),
         model="wine-joblib",
+        allow_pickle=True,
     ),
     Case(
         "stocks_datetimes",

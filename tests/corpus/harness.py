@@ -313,6 +313,8 @@ def _export(case: Case, project: Path) -> Step:
         env["MLFLOW_TRACKING_URI"] = case.tracking_uri
     started = time.monotonic()
     args = [sys.executable, "-m", "mlnb", "export", case.path.name, "-o", "service"]
+    if case.allow_pickle:
+        args.append("--allow-pickle")
     done = _run(args, project, env)
     seconds = time.monotonic() - started
     if done is None:

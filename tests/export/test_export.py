@@ -56,7 +56,8 @@ def test_export_writes_a_verified_service_with_the_model_pinned(in_project: Path
     )
     assert len(model["hash"]) == 64 and (svc / model["path"] / "MLmodel").is_file()
     assert meta["source_run_id"] == model["run_id"]
-    assert meta["notebook"]["path"] == str(notebook)
+    assert meta["notebook"]["path"] == "serve.ipynb"  # from the project root
+    assert meta["allow_pickle"] is False and "signature" not in meta
     assert len(meta["notebook"]["hash"]) == 64
     assert [c["index"] for c in meta["cells"]] == [1, 2, 3]
     (endpoint,) = meta["endpoints"]

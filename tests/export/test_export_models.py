@@ -91,9 +91,15 @@ def test_tree_models_and_notebook_code_are_exported_and_served(
     assert "as cloudpickle (carrying __main__.clip_outliers by value;" in printed
 
     serve = write_notebook(project / "serve.ipynb", *SERVE_CELLS)
-    exported = run_mlnb(project, "export", str(serve), "-o", "svc")
+    refused = run_mlnb(project, "export", str(serve), "-o", "svc")
+    assert refused.returncode != 0
+    assert "refusing to load the model models:/clipped/1" in refused.stderr, refused.stderr
+    assert "it is cloudpickle" in refused.stderr and "--allow-pickle" in refused.stderr
+    assert not (project / "svc").exists()
+    exported = run_mlnb(project, "export", str(serve), "-o", "svc", "--allow-pickle")
     assert exported.returncode == 0, exported.stderr[-3000:]
     meta = json.loads((project / "svc" / "mlnb-service.json").read_text())
+    assert meta["allow_pickle"] is True
     records = {m["name"]: m["serialization"] for m in meta["models"]}
     assert records["forest"]["format"] == "skops"
     assert records["forest"]["trusted_types"] == ["sklearn.tree._tree.Tree"]

@@ -97,7 +97,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
         names = {0: "setosa", 1: "versicolor", 2: "virginica"}
         rows = load_iris(as_frame=True).data.iloc[[0, 60, 120]]
         expected = [f"iris-{names[c]}" for c in forest.predict(rows)]
-        result = export_notebook(notebook, root / "build" / "svc")  # checked from a copy
+        # the forest is read with joblib (a pickle): the export must allow it
+        result = export_notebook(notebook, root / "build" / "svc", allow_pickle=True)
         assert result.answers["/predict"]["predictions"] == expected
         yield Exported(root, result.folder, expected)
 
@@ -130,7 +131,9 @@ def test_the_files_and_versions_read_are_pinned_by_hash(exported: Exported) -> N
 def test_a_module_this_process_imported_already_is_pinned_too(exported: Exported) -> None:
     assert "helpers" in sys.modules  # from the first export: importing it again reads nothing
     notebook = exported.root / "notebooks" / "forest.ipynb"
-    again = export_notebook(notebook, exported.root / "build" / "again", verify=False)
+    again = export_notebook(
+        notebook, exported.root / "build" / "again", verify=False, allow_pickle=True
+    )
     files = {f["source"]: f["read_by"] for f in again.metadata["files"]}
     assert files["notebooks/helpers.py"] == "import helpers"
     assert again.metadata["sys_path"] == ["files/notebooks"]
