@@ -36,6 +36,7 @@ def export_notebook(
     routing: str | None = None,
     canary_weight: float | None = None,
     follow: str | None = None,
+    confine: str | Path | None = None,
 ) -> ExportResult:
     """Export ``notebook`` into ``output``. Nothing is written unless every check passes.
 
@@ -45,7 +46,11 @@ def export_notebook(
     ``challenger`` (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``) is pinned next to the
     champion; ``routing`` (shadow, canary, off) and ``canary_weight`` say how it is used and
     ``follow`` names a registry alias the service reloads when it moves (e.g. champion);
-    environment variables of ``mlnb serve`` override them."""
+    environment variables of ``mlnb serve`` override them.
+
+    ``confine`` is a folder the files the exported cells read must lie in (after following
+    symlinks) to be copied into the service, besides the project (JupyterLab passes its
+    server root); a read outside raises :class:`~mlnb.exceptions.OutsideReadError`."""
     from mlnb.export._build import build_service, replace_folder
     from mlnb.export._verify import check_parity, run_example
     from mlnb.serve._service import METADATA_FILE
@@ -75,7 +80,8 @@ def export_notebook(
             "canary_weight": canary_weight,
             "follow": follow,
         }
-        metadata = build_service(plan, staging, profile, serving)
+        limit = Path(confine) if confine is not None else None
+        metadata = build_service(plan, staging, profile, serving, confine=limit)
         answers = run_example(staging, metadata) if verify else {}
         matched = check_parity(plan.path, answers) if parity else None
         replace_folder(staging, output)
