@@ -263,7 +263,8 @@ def pin_reads(
         if not os.path.isfile(read.path) or _is_ignored(read.path, root_text, prefixes):
             continue
         real = os.path.realpath(read.path)
-        out = next((limit for limit in limits if not limit.holds(read.path, real)), None)
+        # the confinement, the caller's rule, speaks first
+        out = next((lim for lim in reversed(limits) if not lim.holds(read.path, real)), None)
         if out is None:
             inside.append((read, real))
         else:
@@ -344,7 +345,7 @@ def _outside_error(
     outside: list[tuple[Read, str, _Limit]], root: Path, limits: list[_Limit]
 ) -> OutsideReadError:
     confined = [item for item in outside if item[2].confined]
-    chosen = confined or outside  # the confinement is the caller's rule: it speaks first
+    chosen = confined or outside
     limit = limits[-1] if confined else limits[0]
     reads = [_describe(read, real) for read, real, _ in chosen]
     more = f" and {len(reads) - 5} more" if len(reads) > 5 else ""

@@ -18,7 +18,7 @@ from tests.serving import code, write_notebook
 SPECIES = "code,name\n0,setosa\n1,versicolor\n2,virginica\n"
 
 
-def _lookup_notebook(path: Path, read: str) -> Path:
+def lookup_notebook(path: Path, read: str) -> Path:
     """Exported cells that ``pd.read_csv`` the path ``read`` names (relative to ``path``)."""
     return write_notebook(
         path,
@@ -51,7 +51,7 @@ def test_a_symlink_to_a_file_outside_the_project_is_not_copied(
         (project / "data" / "species.csv").symlink_to(secret)
     else:
         (project / "data").symlink_to(secret.parent, target_is_directory=True)
-    notebook = _lookup_notebook(project / "lookup.ipynb", "data/species.csv")
+    notebook = lookup_notebook(project / "lookup.ipynb", "data/species.csv")
     with pytest.raises(OutsideReadError) as caught:
         export_notebook(notebook, project / "svc", verify=False)
     message = str(caught.value)
@@ -70,7 +70,7 @@ def test_a_symlink_that_stays_inside_the_project_is_pinned_as_a_copy(project: Pa
     (project / "data" / "v2").mkdir(parents=True)
     (project / "data" / "v2" / "species.csv").write_text(SPECIES)
     (project / "data" / "species.csv").symlink_to(Path("v2") / "species.csv")
-    notebook = _lookup_notebook(project / "lookup.ipynb", "data/species.csv")
+    notebook = lookup_notebook(project / "lookup.ipynb", "data/species.csv")
     result = export_notebook(notebook, project / "svc", verify=False)
     (pinned,) = result.metadata["files"]
     assert pinned["source"] == "data/species.csv"  # where the code reads it from
@@ -85,7 +85,7 @@ def test_confine_refuses_project_files_outside_the_folder(project: Path) -> None
     (project / "data" / "species.csv").write_text(SPECIES)
     lab = project / "lab"
     lab.mkdir()
-    notebook = _lookup_notebook(lab / "lookup.ipynb", "../data/species.csv")
+    notebook = lookup_notebook(lab / "lookup.ipynb", "../data/species.csv")
     with pytest.raises(OutsideReadError) as caught:
         export_notebook(notebook, lab / "svc", verify=False, confine=lab)
     message = str(caught.value)
@@ -112,7 +112,7 @@ def test_confine_follows_symlinks_inside_the_project(project: Path) -> None:
     lab = project / "lab"
     lab.mkdir()
     (lab / "species.csv").symlink_to(project / "data" / "species.csv")
-    notebook = _lookup_notebook(lab / "lookup.ipynb", "species.csv")
+    notebook = lookup_notebook(lab / "lookup.ipynb", "species.csv")
     refused = (
         re.escape(f"confined to, {lab}: {lab / 'species.csv'} (read by cell 2 ")
         + ".*"
