@@ -183,6 +183,6 @@ def test_the_root_check_runs_before_the_loader_looks_for_notebooks(
         load_pipeline(spec)
     seen: list[str] = []
     inside = _spec(tree / "in", "name: q\nsteps:\n  - {name: a, notebook: absent.ipynb}\n")
-    with pytest.raises(PipelineError, match="notebook 'absent.ipynb' does not exist"):
+    with pytest.raises(PipelineError, match=r"notebook 'absent\.ipynb' does not exist"):
         load_pipeline(inside, confine=lambda p: seen.append(p.name))
     assert seen == ["q"]  # the hook ran, then the loader looked for the notebook
