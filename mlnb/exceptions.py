@@ -19,6 +19,8 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     │   └── UntrustedModelError    model files that reference more than was trusted at logging
     ├── MonitorError           data profiles, drift reports and their inputs
     ├── NotebookError          a notebook that cannot be read or understood
+    │   └── OutsideReadError       exported cells read a file outside the folder the export
+    │                              may copy from (the project, or the folder it is confined to)
     ├── VersioningError        the content-addressed store of data, models and configs
     │   ├── VersionNotFoundError   a name, version or object that does not exist
     │   ├── CorruptObjectError     an object whose content no longer has its hash
@@ -46,6 +48,7 @@ __all__ = [
     "NoActiveRunError",
     "NotebookError",
     "ObjectHealedWarning",
+    "OutsideReadError",
     "RemoteError",
     "StoreError",
     "StoreNeedsRepairError",
@@ -147,6 +150,21 @@ class MonitorError(MlnbError):
 
 class NotebookError(MlnbError):
     """A notebook could not be read or does not have the expected shape."""
+
+
+class OutsideReadError(NotebookError):
+    """The exported cells read files outside ``folder``, the folder the export may copy
+    from (the project, or the folder the export is confined to); nothing was copied.
+
+    ``reads`` describes each, e.g. ``"'data/key' (read by cell 2), a symlink to
+    /home/me/.ssh/id_rsa"``; ``confined`` is True when ``folder`` is the confinement folder
+    the caller passed (``export_notebook(..., confine=...)``) rather than the project."""
+
+    def __init__(self, message: str, *, folder: str, reads: list[str], confined: bool) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.reads = reads
+        self.confined = confined
 
 
 class VersioningError(MlnbError):

@@ -37,6 +37,7 @@ def export_notebook(
     canary_weight: float | None = None,
     follow: str | None = None,
     allow_pickle: bool = False,
+    confine: str | Path | None = None,
 ) -> ExportResult:
     """Export ``notebook`` into ``output``. Nothing is written unless every check passes.
 
@@ -51,7 +52,11 @@ def export_notebook(
     Models and pinned files that are pickles (they run code when loaded) are refused unless
     ``allow_pickle``; the choice is recorded in ``mlnb-service.json`` and the service holds
     to it. With ``MLNB_SIGNING_KEY`` set, the manifest and every file's hash are signed
-    (HMAC-SHA256); a service started with the key refuses anything that does not match."""
+    (HMAC-SHA256); a service started with the key refuses anything that does not match.
+
+    ``confine`` is a folder the files the exported cells read must lie in (after following
+    symlinks) to be copied into the service, besides the project (JupyterLab passes its
+    server root); a read outside raises :class:`~mlnb.exceptions.OutsideReadError`."""
     from mlnb.export._build import build_service, replace_folder
     from mlnb.export._verify import check_parity, run_example
     from mlnb.serve._service import METADATA_FILE
@@ -81,7 +86,8 @@ def export_notebook(
             "canary_weight": canary_weight,
             "follow": follow,
         }
-        metadata = build_service(plan, staging, profile, serving, allow_pickle)
+        limit = Path(confine) if confine is not None else None
+        metadata = build_service(plan, staging, profile, serving, allow_pickle, confine=limit)
         answers = run_example(staging, metadata) if verify else {}
         matched = check_parity(plan.path, answers) if parity else None
         replace_folder(staging, output)

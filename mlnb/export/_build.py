@@ -191,15 +191,19 @@ def call_examples(
                 continue  # the service check reports it, with its log
 
 
-def pin_inputs(plan: ExportPlan, folder: Path, trace: ReadTrace) -> dict[str, Any]:
-    """The files and versions the exported cells read, copied into ``folder`` by hash."""
+def pin_inputs(
+    plan: ExportPlan, folder: Path, trace: ReadTrace, confine: Path | None = None
+) -> dict[str, Any]:
+    """The files and versions the exported cells read, copied into ``folder`` by hash (only
+    from the project, and from under ``confine`` when given: ``_reads.pin_reads``)."""
     from mlnb.config import get_settings
 
     settings = get_settings()
     cwd = plan.path.resolve().parent
     cells = [(c.label, c.source) for c in plan.exported]
     scan_literals(cells, trace, str(settings.root), str(cwd))
-    return pin_reads(trace, folder, settings.root, cwd, [folder.resolve(), settings.home])
+    ignore = [folder.resolve(), settings.home]
+    return pin_reads(trace, folder, settings.root, cwd, ignore, confine)
 
 
 def requirements(code: str, models: list[dict[str, Any]], folder: Path) -> list[str]:
@@ -345,10 +349,12 @@ def build_service(
     profile: str | Path | None = None,
     serving: dict[str, Any] | None = None,
     allow_pickle: bool = False,
+    confine: Path | None = None,
 ) -> dict[str, Any]:
-    """Write the service into ``folder`` (which must be empty or missing). Pickled models
-    and files are refused unless ``allow_pickle``; with ``MLNB_SIGNING_KEY`` set, the
-    manifest is signed (``mlnb.serve._signing``)."""
+    """Write the service into ``folder`` (which must be empty or missing); files are copied
+    only from the project, and from under ``confine`` when given. Pickled models and files
+    are refused unless ``allow_pickle``; with ``MLNB_SIGNING_KEY`` set, the manifest is
+    signed (``mlnb.serve._signing``)."""
     from mlnb.serve._signing import sign_manifest, signing_key
 
     if profile is not None:
@@ -362,7 +368,7 @@ def build_service(
     namespace, examples = _evaluate(plan, folder, models, trace)
     endpoints, example_doc = describe_endpoints(namespace, examples)
     call_examples(plan, namespace, endpoints, trace)
-    inputs = pin_inputs(plan, folder, trace)
+    inputs = pin_inputs(plan, folder, trace, confine)
     check_pickles(folder, allow_pickle, None, files=inputs["files"], versions=inputs["versions"])
     code = service_code(plan)
     (folder / "service.py").write_text(code, encoding="utf-8")

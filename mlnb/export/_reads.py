@@ -23,7 +23,13 @@ written, ``__pycache__``, files the cells wrote before reading them and files go
 of the check. A file inside the project is copied to ``files/<its path from the project
 root>`` and recorded with its BLAKE3 hash in ``mlnb-service.json``; a version is restored under
 ``versions/`` with its hash; a file outside the project stops the export, naming it and the
-fix.
+fix. "Inside" holds both for the path as the code named it and after following symlinks, so a
+link in the project to a file elsewhere (``data/key -> ~/.ssh/id_rsa``) stops the export too,
+naming the link and where it leads, before anything is copied: left out, the service would
+not find the file, and copied, it would carry a file from outside the project. A caller may
+confine the export to a folder (``export_notebook(..., confine=...)``; JupyterLab's export
+passes its server root): a file outside it, by either test, stops the export the same way
+(:class:`~mlnb.exceptions.OutsideReadError` with ``confined``).
 
 **Run time** (``mlnb.serve``). Nothing of the user's code is rewritten: the service checks
 every pinned copy against its hash, then runs in ``files/<the notebook's folder from the
@@ -52,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlnb.exceptions import NotebookError
+from mlnb.exceptions import NotebookError, OutsideReadError
 
 __all__ = ["FILES_DIR", "VERSIONS_DIR", "ReadTrace", "check_folder", "pin_reads"]
 
@@ -84,7 +90,7 @@ _INSTALLED: list[bool] = []
 
 @dataclass
 class Read:
-    path: str  # absolute, symbolic links kept
+    path: str  # absolute, symbolic links kept (followed only to decide what may be copied)
     given: str  # as the code spelled it
     cell: str  # the cell that read it
 
@@ -228,31 +234,49 @@ def scan_literals(cells: list[tuple[str, str]], trace: ReadTrace, root: str, cwd
 
 
 def pin_reads(
-    trace: ReadTrace, folder: Path, root: Path, cwd: Path, ignore: list[Path]
+    trace: ReadTrace,
+    folder: Path,
+    root: Path,
+    cwd: Path,
+    ignore: list[Path],
+    confine: Path | None = None,
 ) -> dict[str, Any]:
     """Copy what ``trace`` saw into ``folder`` (``files/``, ``versions/``) and describe it for
     ``mlnb-service.json``: ``{"workdir", "sys_path", "files", "versions"}`` (None and empty
-    lists when nothing was read). Raises NotebookError naming the files that live outside
-    the project."""
+    lists when nothing was read).
+
+    A file is copied only when it lies inside the project ``root`` (and inside ``confine``
+    when given) both as the code named it and after following symlinks; otherwise nothing is
+    copied and :class:`~mlnb.exceptions.OutsideReadError` names each such read and the file
+    it leads to (``confined`` when some lie outside ``confine``)."""
     from mlnb.versioning._hashing import hash_file
 
     root_text = str(root)
+    limits = [_Limit(root_text, False)]
+    if confine is not None:
+        limits.append(_Limit(str(Path(confine).resolve()), True))
     prefixes = _ignored_prefixes(root_text, [str(p) for p in ignore])
-    bases = _project_modules(trace, root_text, prefixes)
-    inside: list[Read] = []
-    outside: list[Read] = []
+    bases = _project_modules(trace, root_text, prefixes, limits[-1].folder)
+    inside: list[tuple[Read, str]] = []
+    outside: list[tuple[Read, str, _Limit]] = []
     for read in trace.reads.values():
         if not os.path.isfile(read.path) or _is_ignored(read.path, root_text, prefixes):
             continue
-        (inside if _under(read.path, root_text) else outside).append(read)
+        real = os.path.realpath(read.path)
+        # the confinement, the caller's rule, speaks first
+        out = next((lim for lim in reversed(limits) if not lim.holds(read.path, real)), None)
+        if out is None:
+            inside.append((read, real))
+        else:
+            outside.append((read, real, out))
     if outside:
-        raise _outside_error(outside, root)
+        raise _outside_error(outside, root, limits)
     files = []
-    for read in sorted(inside, key=lambda r: r.path):
+    for read, real in sorted(inside, key=lambda item: item[0].path):
         source = Path(os.path.relpath(read.path, root_text)).as_posix()
         target = folder / FILES_DIR / source
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(read.path, target)
+        shutil.copyfile(real, target)  # the file checked, not whatever the link names now
         files.append(
             {
                 "path": f"{FILES_DIR}/{source}",
@@ -274,18 +298,32 @@ def pin_reads(
     return {"workdir": workdir, "sys_path": sys_path, "files": files, "versions": versions}
 
 
-def _project_modules(trace: ReadTrace, root: str, prefixes: list[str]) -> set[str]:
-    """Modules of the project loaded in this process count as read (importing one again
-    opens nothing); returns the folders they import from (``src`` for ``src/pkg/mod.py``)."""
+@dataclass(frozen=True)
+class _Limit:
+    """A folder the export may copy from: the project, or the folder it is confined to."""
+
+    folder: str  # resolved
+    confined: bool
+
+    def holds(self, path: str, real: str) -> bool:
+        """``path`` (as named) and ``real`` (symlinks followed) both lie inside."""
+        return _under(path, self.folder) and _under(real, os.path.realpath(self.folder))
+
+
+def _project_modules(trace: ReadTrace, root: str, prefixes: list[str], limit: str) -> set[str]:
+    """Modules of the project (under ``limit`` too) loaded in this process count as read
+    (importing one again opens nothing); returns the folders they import from (``src`` for
+    ``src/pkg/mod.py``). One loaded from elsewhere in the project is not this export's: a
+    cell that imports it fails the export check, which runs from a copy."""
     bases: set[str] = set()
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or name in ("__main__", "mlnb_export_check"):
             continue
         path = os.path.abspath(file)
-        if not _under(path, root) or _is_ignored(path, root, prefixes):
+        if not _under(path, root) or not _under(path, limit):
             continue
-        if not os.path.isfile(path):
+        if _is_ignored(path, root, prefixes) or not os.path.isfile(path):
             continue
         trace.reads.setdefault(path, Read(path, file, f"import {name}"))
         base = os.path.dirname(path)
@@ -297,19 +335,57 @@ def _project_modules(trace: ReadTrace, root: str, prefixes: list[str]) -> set[st
     return bases
 
 
-def _outside_error(outside: list[Read], root: Path) -> NotebookError:
-    shown = "; ".join(
-        f"{r.path} (read by {r.cell}{'' if r.given == r.path else f' as {r.given!r}'})"
-        for r in outside[:5]
+def _describe(read: Read, real: str) -> str:
+    given = "" if read.given == read.path else f" as {read.given!r}"
+    link = "" if real == read.path else f", which leads through a symlink to {real}"
+    return f"{read.path} (read by {read.cell}{given}){link}"
+
+
+def _outside_error(
+    outside: list[tuple[Read, str, _Limit]], root: Path, limits: list[_Limit]
+) -> OutsideReadError:
+    confined = [item for item in outside if item[2].confined]
+    chosen = confined or outside
+    limit = limits[-1] if confined else limits[0]
+    reads = [_describe(read, real) for read, real, _ in chosen]
+    more = f" and {len(reads) - 5} more" if len(reads) > 5 else ""
+    shown = "; ".join(reads[:5]) + more
+    linked = [(read, real) for read, real, _ in chosen if real != read.path]
+    plain = [read for read, real, _ in chosen if real == read.path]
+    fixes = []
+    if plain:
+        name = Path(plain[0].path).name
+        fixes.append(
+            f"Copy the file under {limit.folder} and read it by a path relative to the notebook"
+            if limit.confined
+            else f"Copy the file into the project (e.g. {root / 'data' / name}) and read it by "
+            "a path relative to the notebook"
+        )
+    if linked:
+        read, real = linked[0]
+        fixes.append(
+            "A symlink is followed before anything is copied, so a link does not bring a file "
+            "from outside in: if the service may carry the file, replace the link with a copy "
+            f"of it (e.g. `cp --remove-destination {real} {read.path}`)"
+        )
+    if not limit.confined:
+        fixes.append(
+            "Or version the file (mlnb.version(path, name=...)) and read it with "
+            "mlnb.load_version(name)"
+        )
+    fix = ". ".join(fixes)
+    where = (
+        f"the folder this export is confined to, {limit.folder}"
+        if limit.confined
+        else f"the project {root}"
     )
-    more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
-    name = Path(outside[0].path).name
-    return NotebookError(
-        f"the exported cells read {len(outside)} file(s) outside the project {root}: "
-        f"{shown}{more}. The service folder carries only files of the project (it runs "
-        f"elsewhere, e.g. in the Docker image). Copy the file into the project (e.g. "
-        f"{root / 'data' / name}) and read it by a path relative to the notebook, or version "
-        f"it (mlnb.version(path, name=...)) and read it with mlnb.load_version(name)."
+    return OutsideReadError(
+        f"the exported cells read {len(reads)} file(s) outside {where}: {shown}. The service "
+        "folder carries only files of the project (it runs elsewhere, e.g. in the Docker "
+        f"image), and nothing was copied. {fix}.",
+        folder=limit.folder,
+        reads=reads,
+        confined=limit.confined,
     )
 
 

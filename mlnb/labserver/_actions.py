@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlnb._text import first_line
-from mlnb.exceptions import MlnbError, TrackingUnavailableError
+from mlnb.exceptions import MlnbError, OutsideReadError, TrackingUnavailableError
 from mlnb.labserver._errors import LabError
 from mlnb.labserver._models import (
     EndpointInfo,
@@ -34,7 +34,7 @@ from mlnb.labserver._models import (
     VersionRequest,
     VersionResponse,
 )
-from mlnb.labserver._paths import ServerRoot
+from mlnb.labserver._paths import OUTSIDE_HINT, ServerRoot
 
 if TYPE_CHECKING:
     from mlnb.pipeline import Pipeline
@@ -140,11 +140,13 @@ def export(root: ServerRoot, request: ExportRequest, services: Services) -> Expo
             f"output: {request.output!r} is the server root itself",
             "choose a folder under the server root, e.g. build/services/NAME",
         )
-    try:
-        result = export_notebook(notebook, output, force=request.force)
+    try:  # confined to the root: a file the cells read outside it is never copied in
+        result = export_notebook(notebook, output, force=request.force, confine=root.root)
     except TrackingUnavailableError:
         raise
     except MlnbError as exc:
+        if isinstance(exc, OutsideReadError) and exc.confined:
+            raise _outside_root(root, request.path, exc) from None
         message = first_line(exc, limit=2000)
         if output.exists() and "already exists" in message:
             raise LabError(
@@ -170,6 +172,16 @@ def export(root: ServerRoot, request: ExportRequest, services: Services) -> Expo
         verified=sorted(result.answers),
         serve_command=f"mlnb serve {root.relative(result.folder)}",
         service_url=url,
+    )
+
+
+def _outside_root(root: ServerRoot, path: str, exc: OutsideReadError) -> LabError:
+    more = f" and {len(exc.reads) - 5} more" if len(exc.reads) > 5 else ""
+    return LabError(
+        403,
+        f"the exported cells of {path!r} read {len(exc.reads)} file(s) outside the server "
+        f"root {root.root}: {'; '.join(exc.reads[:5])}{more}; nothing was copied",
+        OUTSIDE_HINT,
     )
 
 
@@ -294,8 +306,7 @@ class Pipelines:
         spec = find_pipeline(root, request.path)
         # a bad spec is refused now, with its line, not in the thread; the thread runs the
         # pipeline checked here (every path it names under the root), not the file again
-        pipeline = load_pipeline(spec)
-        root.pipeline(pipeline)
+        pipeline = load_pipeline(spec, confine=root.pipeline)  # before a notebook is looked for
         if request.workers < 1:
             raise LabError(400, "workers must be at least 1", "pass workers: 1 or more")
         shown = root.relative(spec)

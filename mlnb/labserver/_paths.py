@@ -6,7 +6,9 @@ its spec names (:func:`mlnb.pipeline.named_paths`: the notebooks, inputs and out
 step, the pipeline file and its folder), plus the symlinks inside a folder that is versioned
 or named as a step's data. A path is checked as it will be used: symlinks followed and ``..``
 collapsed (:meth:`pathlib.Path.resolve`); what lands outside the server root is a 403 naming
-the path, where it leads and why.
+the path, where it leads and why. An export is confined to the root too: it copies into the
+service only the files its cells read that lie under the root once symlinks are followed
+(``export_notebook(..., confine=root)``), and a read outside is a 403 naming it.
 
 Request paths follow jupyter_server's contents API (``to_os_path``): they are relative to the
 root, a leading ``/`` means the root, ``~`` is a plain name and a drive is refused. Paths in a

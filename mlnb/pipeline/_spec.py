@@ -6,6 +6,7 @@ Paths are relative to the pipeline file's folder, which is also the steps' worki
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,16 @@ def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     return line.line + 1 if line is not None else None
 
 
-def load_pipeline(path: str | Path) -> Pipeline:
+def load_pipeline(
+    path: str | Path, *, confine: Callable[[Pipeline], object] | None = None
+) -> Pipeline:
+    """The pipeline ``path`` (a ``pipeline.yaml``, or the folder holding one) names, checked
+    (names, needs, cycles, schedule, grids expanded) and each step's notebook found.
+
+    ``confine`` sees the checked pipeline (:func:`named_paths` lists what it names) before
+    anything it names is looked at; what it raises ends the load. JupyterLab's API passes
+    its server-root check there, so a notebook outside the root is refused the same way
+    whether it exists or not."""
     path = Path(path)
     if path.is_dir():
         path = path / "pipeline.yaml"
@@ -166,7 +176,11 @@ def load_pipeline(path: str | Path) -> Pipeline:
             else f"{path}: {field}: {first['msg']}"
         ) from None
     check(pipeline)
-    return expand_grids(pipeline)
+    expanded = expand_grids(pipeline)
+    if confine is not None:
+        confine(expanded)
+    check_notebooks(pipeline)
+    return expanded
 
 
 def expand_grids(pipeline: Pipeline) -> Pipeline:
@@ -223,7 +237,8 @@ def expand_grids(pipeline: Pipeline) -> Pipeline:
 
 
 def check(pipeline: Pipeline) -> None:
-    """Everything that can be known before a step runs: names, needs, cycles, notebooks."""
+    """What the spec alone tells (nothing on disk is looked at): names, needs, cycles,
+    schedule. :func:`check_notebooks` then looks for the notebooks."""
     names = [s.name for s in pipeline.steps]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -235,12 +250,6 @@ def check(pipeline: Pipeline) -> None:
                     f"{pipeline.source}: step {step.name!r} needs {need!r}, which is not a step; "
                     f"the steps are {', '.join(names)}."
                 )
-        notebook = pipeline.path(step.notebook)
-        if not notebook.is_file():
-            raise PipelineError(
-                f"{pipeline.source}: step {step.name!r}: notebook {step.notebook!r} does not exist "
-                f"(looked for {notebook})."
-            )
     topological_order(pipeline)
     if pipeline.schedule:
         from mlnb.pipeline._schedule import ScheduleError, parse_cron
@@ -249,6 +258,17 @@ def check(pipeline: Pipeline) -> None:
             parse_cron(pipeline.schedule)
         except ScheduleError as exc:
             raise PipelineError(f"{pipeline.source}: schedule: {exc}") from None
+
+
+def check_notebooks(pipeline: Pipeline) -> None:
+    """Each step's notebook exists."""
+    for step in pipeline.steps:
+        notebook = pipeline.path(step.notebook)
+        if not notebook.is_file():
+            raise PipelineError(
+                f"{pipeline.source}: step {step.name!r}: notebook {step.notebook!r} does not exist "
+                f"(looked for {notebook})."
+            )
 
 
 def topological_order(pipeline: Pipeline) -> list[Step]:

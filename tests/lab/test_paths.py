@@ -163,3 +163,26 @@ def test_pipeline_paths_outside_the_root(tree: Path, step: str, says: str) -> No
     assert caught.value.status == 403
     assert "sub/pipeline.yaml: " in caught.value.error
     assert "outside the server root" in caught.value.error
+
+
+@pytest.mark.parametrize("notebook", ["../../outside/never.ipynb", "OUTSIDE/never.ipynb"])
+def test_the_root_check_runs_before_the_loader_looks_for_notebooks(
+    tree: Path, notebook: str
+) -> None:
+    """``load_pipeline(confine=...)``: a missing notebook outside the root is a 403 like an
+    existing one (whether it exists is not told); without the hook, it does not exist."""
+    from mlnb.pipeline import PipelineError
+
+    outside = tree.parent / "outside"
+    written = notebook.replace("OUTSIDE", str(outside))
+    spec = _spec(tree / "sub", f"name: p\nsteps:\n  - {{name: a, notebook: {written}}}\n")
+    with pytest.raises(LabError, match=r"steps\[a\]\.notebook: .*never\.ipynb") as caught:
+        load_pipeline(spec, confine=ServerRoot(tree).pipeline)
+    assert caught.value.status == 403 and "outside the server root" in caught.value.error
+    with pytest.raises(PipelineError, match=r"notebook '.*never\.ipynb' does not exist"):
+        load_pipeline(spec)
+    seen: list[str] = []
+    inside = _spec(tree / "in", "name: q\nsteps:\n  - {name: a, notebook: absent.ipynb}\n")
+    with pytest.raises(PipelineError, match=r"notebook 'absent\.ipynb' does not exist"):
+        load_pipeline(inside, confine=lambda p: seen.append(p.name))
+    assert seen == ["q"]  # the hook ran, then the loader looked for the notebook

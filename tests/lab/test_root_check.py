@@ -181,3 +181,56 @@ def test_paths_inside_the_root_and_api_path_spellings(lab: Lab) -> None:
         hidden = client.post("/mlnb/version", json={"path": ".mlnb/mlflow.db"})
         assert hidden.status_code == 403 and "is hidden" in hidden.json()["error"]
         assert "allow_hidden" in hidden.json()["hint"]
+
+
+@pytest.mark.parametrize("how", ["dotdot", "symlink"])
+def test_export_never_copies_a_file_the_cells_read_outside_the_root(lab: Lab, how: str) -> None:
+    """The export is confined to the server root: cells that read a file outside it (by
+    ``..``, or through a symlink in the root) get a 403 and nothing is copied into the root."""
+    from tests.export.test_confine import SPECIES, lookup_notebook
+
+    outside = _outside(lab)
+    secret = outside / f"secret-{how}.csv"
+    secret.write_text(SPECIES)
+    folder = lab.root / f"export-{how}"
+    folder.mkdir()
+    if how == "dotdot":
+        read = f"../../outside/{secret.name}"
+    else:
+        (folder / "species.csv").symlink_to(secret)
+        read = "species.csv"
+    lookup_notebook(folder / "lookup.ipynb", read)
+    with lab.client() as client:
+        response = client.post(
+            "/mlnb/export", json={"path": f"export-{how}/lookup.ipynb", "output": f"svc-{how}"}
+        )
+    error = _forbidden(response, "the exported cells of", f"'{read}'", str(secret))
+    assert "nothing was copied" in error
+    assert not (lab.root / f"svc-{how}").exists() and not list(lab.root.glob(f".svc-{how}-*"))
+    copies = [p for p in lab.root.rglob(secret.name) if not p.is_symlink()]
+    assert copies == [], copies
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute"])
+def test_a_missing_notebook_outside_the_root_is_403_not_400(lab: Lab, how: str) -> None:
+    """Whether a path outside the root exists is not told: the root check comes first."""
+    missing = _outside(lab) / "never-written.ipynb"
+    assert not missing.exists()
+    notebook = "../../outside/never-written.ipynb" if how == "dotdot" else str(missing)
+    folder = lab.root / f"missing-{how}"
+    folder.mkdir()
+    (folder / "pipeline.yaml").write_text(
+        f"name: missing-{how}\nsteps:\n  - {{name: run, notebook: {json.dumps(notebook)}}}\n"
+    )
+    with lab.client() as client:
+        response = client.post("/mlnb/pipelines", json={"path": f"missing-{how}/pipeline.yaml"})
+    error = _forbidden(response, f"missing-{how}/pipeline.yaml: steps[run].notebook")
+    assert "does not exist" not in error and str(missing) in error
+    # the same spec naming a missing notebook inside the root still says it does not exist
+    (folder / "pipeline.yaml").write_text(
+        f"name: missing-{how}\nsteps:\n  - {{name: run, notebook: absent.ipynb}}\n"
+    )
+    with lab.client() as client:
+        inside = client.post("/mlnb/pipelines", json={"path": f"missing-{how}/pipeline.yaml"})
+    assert inside.status_code == 400, inside.text
+    assert "notebook 'absent.ipynb' does not exist" in inside.json()["error"]
