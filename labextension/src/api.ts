@@ -38,6 +38,7 @@ export interface ExportRequest {
   output?: string | null;
   force?: boolean;
   serve?: boolean;
+  allow_pickle?: boolean;
 }
 
 export interface EndpointInfo {

@@ -141,7 +141,13 @@ def export(root: ServerRoot, request: ExportRequest, services: Services) -> Expo
             "choose a folder under the server root, e.g. build/services/NAME",
         )
     try:  # confined to the root: a file the cells read outside it is never copied in
-        result = export_notebook(notebook, output, force=request.force, confine=root.root)
+        result = export_notebook(
+            notebook,
+            output,
+            force=request.force,
+            confine=root.root,
+            allow_pickle=request.allow_pickle,
+        )
     except TrackingUnavailableError:
         raise
     except MlnbError as exc:

@@ -67,6 +67,7 @@ class ExportRequest(_Request):
     output: str | None = None  # default: build/services/<notebook name>
     force: bool = True  # replace an earlier export of the same notebook
     serve: bool = False  # also start the service and answer its URL
+    allow_pickle: bool = False  # `mlnb export --allow-pickle`: pickled models may be served
 
 
 class EndpointInfo(BaseModel):
