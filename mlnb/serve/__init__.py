@@ -59,6 +59,10 @@ def serve(
     limits = ConnectionSettings.resolve(timeout_header_read, timeout_keep_alive, limit_concurrency)
     os.environ["MLNB_SERVICE_DIR"] = os.path.abspath(folder)
     os.environ["MLNB_TIMEOUT_HEADER_READ"] = repr(limits.timeout_header_read)  # for workers
+    if os.environ.get("MLNB_AUDIT", "").strip().lower() not in {"0", "false", "no", "off"}:
+        from mlnb.serve._setup import audit_sync_from_env
+
+        audit_sync_from_env()  # a bad MLNB_AUDIT_SYNC: one line naming the allowed values
     load_service(folder)  # fail here, with the reason, rather than in every worker
     configure_logging(os.environ.get("MLNB_LOG_LEVEL", "INFO"))
     if limits.limit_concurrency > open_files - reserved_files(open_files):

@@ -31,7 +31,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlnb.serve._audit import FeedbackError
+from mlnb.serve._audit import AuditUnavailable, FeedbackError
 from mlnb.serve._cors import add_cors
 from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
 from mlnb.serve._metrics import Metrics
@@ -421,6 +421,13 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
             summary = await run_in_threadpool(runtime.audit.feedback, body.request_id, body.label)
         except FeedbackError as exc:
             return JSONBytes({"detail": str(exc), "request_id": request_id}, status_code=exc.status)
+        except AuditUnavailable as exc:  # not recorded: not answered as if it were
+            metrics.errors.labels("/feedback", "audit").inc()
+            return JSONBytes(
+                {"detail": str(exc), "request_id": request_id},
+                status_code=503,
+                headers={"retry-after": "5"},
+            )
         return JSONBytes({**summary, "request_id": request_id})
 
     @app.exception_handler(RequestValidationError)

@@ -1,5 +1,6 @@
 """The HTTP side of an endpoint: the request validated, the answer (from the runtime) turned
-into a response with the headers that say which model answered, and the audit record."""
+into a response with the headers that say which model answered, and the audit record, which
+is recorded before the response leaves (``MLNB_AUDIT_SYNC``; a 503 if it cannot be)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from mlnb.serve._audit import AuditUnavailable
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._runners import EndpointPlan
 from mlnb.serve._runtime import NoFallback, Outcome, Runtime
@@ -192,11 +194,20 @@ def add_endpoint(
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             }
             if audit is not None:
+                try:
+                    # the answer waits for its record (MLNB_AUDIT_SYNC): one write and one
+                    # sync for all the requests waiting at that moment
+                    await audit.commit(doc)
+                except AuditUnavailable as exc:
+                    metrics.errors.labels(path, "audit").inc()
+                    return JSONBytes(
+                        {"detail": str(exc), "request_id": request_id},
+                        status_code=503,
+                        headers={"retry-after": "5"},
+                    )
                 audit.remember(request_id, path, result)
             if shadowing:
                 runtime.shadow(path, body, result, doc)
-            elif audit is not None:
-                audit.record(doc, remember=False)
         return response
 
     if shape.kind == "dataframe":
@@ -241,7 +252,10 @@ def add_endpoint(
     responses: dict[int | str, dict[str, Any]] = {
         200: {"content": {"application/json": {"schema": shape.response_schema or {}}}},
         422: {"description": "The body does not match the schema (field-level errors)"},
-        503: {"description": "The model is failing, its breaker is open and there is no fallback"},
+        503: {
+            "description": "The model is failing, its breaker is open and there is no "
+            "fallback; or the audit record of the answer could not be written"
+        },
     }
     app.add_api_route(
         path,

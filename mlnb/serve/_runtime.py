@@ -3,8 +3,9 @@
 For each request: the router picks the model (champion, or the challenger for a canary
 share); the endpoint's circuit breaker lets the call through or not; a failure of the
 primary model (or an open breaker) is answered by the endpoint's fallback; the answer is
-put on the audit log's queue; in shadow mode the challenger then runs off the response path
-and the audit record is written with both answers.
+recorded in the audit log before it leaves (the handler waits for it); in shadow mode the
+challenger then runs off the response path and its answer is a second audit line of the
+request (``"kind": "shadow"``).
 """
 
 from __future__ import annotations
@@ -175,14 +176,14 @@ class Runtime:
     def shadow(self, path: str, body: Any, champion_answer: Any, doc: dict[str, Any]) -> None:
         """Queue ``body`` for the challenger, off the response path. Shadow calls are
         gathered for ``MLNB_SHADOW_WINDOW_MS`` (100) and sent as one model call per endpoint,
-        so shadowing costs one extra model call per window, not per request. The audit
-        record ``doc`` is written once the challenger answered, with its answer beside the
-        champion's (``"challenger": {...}``)."""
+        so shadowing costs one extra model call per window, not per request. ``doc`` is the
+        request's audit record (already written); once the challenger answered, a line
+        ``{"kind": "shadow", "request_id": ..., "challenger": {...}}`` is added to it."""
         if self._shadow_pending >= self.shadow_limit:
             self.metrics.shadow.labels(path, "dropped").inc()
-            doc["challenger"] = {"error": "dropped: too many requests waiting for the challenger"}
-            if self.audit is not None:
-                self.audit.record(doc, remember=False)
+            self._record_shadow(
+                doc, {"error": "dropped: too many requests waiting for the challenger"}
+            )
             return
         self._shadow_pending += 1
         self._shadow_queue.append((path, body, champion_answer, doc))
@@ -242,16 +243,31 @@ class Runtime:
                 agree = error is None and answer == champion_answer
                 outcome = "error" if error else ("agree" if agree else "disagree")
                 self._shadow_counter(path, outcome).inc()
-                doc["challenger"] = {
-                    "model": model,
-                    "outputs": answer,
-                    "agree": agree,
-                    "error": error,
-                    "latency_ms": latency,
-                    "batch_requests": len(items),
-                }
-                if self.audit is not None:
-                    self.audit.record(doc, remember=False)
+                self._record_shadow(
+                    doc,
+                    {
+                        "model": model,
+                        "outputs": answer,
+                        "agree": agree,
+                        "error": error,
+                        "latency_ms": latency,
+                        "batch_requests": len(items),
+                    },
+                )
+
+    def _record_shadow(self, doc: dict[str, Any], challenger: dict[str, Any]) -> None:
+        """The challenger's side of a request, as its own line (not waited for)."""
+        if self.audit is not None:
+            self.audit.record(
+                {
+                    "kind": "shadow",
+                    "request_id": doc.get("request_id"),
+                    "time": doc.get("time"),
+                    "endpoint": doc.get("endpoint"),
+                    "challenger": challenger,
+                },
+                remember=False,
+            )
 
     def _shadow_counter(self, path: str, outcome: str) -> Any:
         key = (path, outcome)
@@ -262,10 +278,8 @@ class Runtime:
 
     def close(self) -> None:
         queued, self._shadow_queue = self._shadow_queue, []
-        for _, _, _, doc in queued:  # never shadowed: recorded without the challenger
-            doc["challenger"] = {"error": "the service stopped first"}
-            if self.audit is not None:
-                self.audit.record(doc, remember=False)
+        for _, _, _, doc in queued:  # never shadowed
+            self._record_shadow(doc, {"error": "the service stopped first"})
         for part in (self.drift, self.resources, self.follower):
             if part is not None:
                 part.close()

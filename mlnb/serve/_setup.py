@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlnb.serve._audit import AuditLog
+from mlnb.serve._audit import AuditLog, parse_sync
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._quality import DriftMonitor, Quality, load_profile
@@ -18,12 +18,12 @@ from mlnb.serve._routing import Follower, Router, env_mode, load_challenger
 from mlnb.serve._runners import EndpointPlan, Slot, build_slot
 from mlnb.serve._runtime import Fallback, Runtime, profile_rule
 from mlnb.serve._schemas import shape_of
-from mlnb.serve._service import Endpoint, Service
+from mlnb.serve._service import Endpoint, Service, ServiceError
 
 if TYPE_CHECKING:
     from mlnb.serve._app import ServeSettings
 
-__all__ = ["build_runtime"]
+__all__ = ["audit_sync_from_env", "build_runtime"]
 
 log = logging.getLogger("mlnb.serve")
 
@@ -111,10 +111,20 @@ def _warm_up(service: Service, plans: dict[str, EndpointPlan]) -> Any:
     return check
 
 
+def audit_sync_from_env() -> str:
+    """``MLNB_AUDIT_SYNC`` (``fsync`` when unset); a bad value stops the service at start-up,
+    naming the allowed values (a typo must not weaken what the answers promise)."""
+    try:
+        return parse_sync(os.environ.get("MLNB_AUDIT_SYNC"))
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+
+
 def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -> Runtime:
     metadata = service.metadata
     audit_dir = Path(os.environ.get("MLNB_AUDIT_DIR") or service.folder / "audit")
     audit_on = _flag("MLNB_AUDIT", True)
+    audit_sync = audit_sync_from_env() if audit_on else "async"
     events = Events(metrics, audit_dir / "events.jsonl" if audit_on else None)
     profile, profile_error = load_profile(service.folder, metadata)
     plans: dict[str, EndpointPlan] = {}
@@ -159,7 +169,7 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
     if audit_on:
         try:
             max_bytes = int(os.environ.get("MLNB_AUDIT_MAX_BYTES", str(64 * 1024 * 1024)))
-            holder.audit = AuditLog(audit_dir, metrics, max_bytes)
+            holder.audit = AuditLog(audit_dir, metrics, max_bytes, audit_sync)
         except OSError as exc:
             log.error(
                 "the audit log is off: cannot write in %s (%s); set MLNB_AUDIT_DIR", audit_dir, exc

@@ -34,7 +34,7 @@ def test_shadow_answers_with_the_champion_and_logs_the_challenger(
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             client.app.state.runtime.audit.flush()
-            if len(_records(audit)) == 5:
+            if len(_records(audit)) == 10:  # a prediction line and a shadow line each
                 break
             time.sleep(0.05)
         metrics = client.get("/metrics").text
@@ -43,14 +43,18 @@ def test_shadow_answers_with_the_champion_and_logs_the_challenger(
     assert serving["champion"]["version"] == "1" and serving["challenger"]["version"] == "2"
     assert serving["challenger_error"] is None
     assert all(a.headers["x-model-version"] == "bc/1" for a in answers)
-    records = {r["request_id"]: r for r in _records(audit)}
-    assert set(records) == {a.json()["request_id"] for a in answers}
+    lines = _records(audit)
+    records = {r["request_id"]: r for r in lines if r["kind"] == "prediction"}
+    shadows = {r["request_id"]: r for r in lines if r["kind"] == "shadow"}
+    assert set(records) == set(shadows) == {a.json()["request_id"] for a in answers}
     first = answers[0].json()
     record = records[first["request_id"]]
-    assert record["kind"] == "prediction" and record["shadow"] is True
+    assert record["shadow"] is True and "challenger" not in record
     assert record["model"] == {"name": "bc", "version": "1", "role": "champion"}
     assert record["outputs"] == first["predictions"]
-    challenger = record["challenger"]  # the challenger's answer beside the champion's
+    shadow = shadows[first["request_id"]]  # written after the answer, once the challenger ran
+    assert shadow["endpoint"] == "/predict" and shadow["time"] == record["time"]
+    challenger = shadow["challenger"]
     assert challenger["model"] == {"name": "bc", "version": "2"}
     assert len(challenger["outputs"]) == 3 and challenger["error"] is None
     assert challenger["agree"] == (challenger["outputs"] == first["predictions"])
