@@ -1,9 +1,9 @@
 """What a durable audit log costs an exported service (``MLNB_AUDIT_SYNC``).
 
-The service of the ``safety`` benchmark (the example's model, ``notebooks/serve.ipynb``,
-exported with a profile; built in a fresh temporary project) is served by ``mlnb serve``
-with ONE uvicorn worker on 127.0.0.1, the other safety nets off (``MLNB_DRIFT=off
-MLNB_ROUTING=off MLNB_RESOURCES=off``) so that only the audit log differs between:
+The service of the ``serving`` benchmark (the example's model, registered in a fresh
+temporary project, ``notebooks/serve.ipynb`` exported) is served by ``mlnb serve`` with ONE
+uvicorn worker on 127.0.0.1, the other safety nets off (``MLNB_DRIFT=off MLNB_ROUTING=off
+MLNB_RESOURCES=off``) so that only the audit log differs between:
 
 * ``off``: ``MLNB_AUDIT=off``, no record at all (the baseline);
 * ``async``: the answer leaves first, a thread writes every ~50 ms (a crash loses the last
@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import fmt_ratio, fmt_time, median, module_main, row, temp_project
-from benchmarks.safety import _prepare, _start
-from benchmarks.serving import _get, _metric, _on_signal, _script, _stop_all, run_wrk
+from benchmarks.safety import _start
+from benchmarks.serving import (
+    _get,
+    _metric,
+    _on_signal,
+    _script,
+    _stop_all,
+    _train_register_export,
+    run_wrk,
+)
 
 WARMUP_S = 2
 DURATION_S = 8
@@ -87,7 +95,7 @@ def run() -> dict[str, Any]:
     started = time.perf_counter()
     try:
         with temp_project("audit") as project:
-            service, _, _, X = _prepare(project)
+            service, _, X = _train_register_export(project)
             (project / "bench").mkdir()
             values = {k: float(v) for k, v in X.iloc[0].items()}
             script, body = _script(project / "bench", "records", {"records": [values]})

@@ -57,7 +57,8 @@ def parse_sync(raw: str | None) -> str:
 
 class AppendFile:
     """An append-only file written by one thread; ``name()`` gives the next file's name
-    (called again after a rotation or a lost file)."""
+    (called again after a rotation or a lost file; a failed write opens the same file
+    again, so an outage does not leave a trail of empty files)."""
 
     def __init__(
         self, folder: Path, name: Callable[[], str], sync: bool, max_bytes: int | None = None
@@ -69,9 +70,10 @@ class AppendFile:
         self.path: Path | None = None
         self._fd: int | None = None
         self._size = 0
+        self._again: Path | None = None  # after a failed write: the same file, not a new one
 
     def _open(self) -> int:
-        path = self.folder / self._name()
+        path, self._again = self._again or self.folder / self._name(), None
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         created = not path.exists()
         fd = os.open(path, flags, 0o644)
@@ -128,6 +130,7 @@ class AppendFile:
         except OSError:
             pass  # the file may be gone, or the disk refuse even this; nothing more to do
         self.close()
+        self._again = self.path
 
 
 def _sync_folder(folder: Path) -> None:
