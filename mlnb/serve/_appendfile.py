@@ -97,17 +97,19 @@ class AppendFile:
         it could not be, with nothing of ``data`` left in the file."""
         for attempt in (1, 2):
             fd = self._fd if self._fd is not None else self._open()
-            start = self._size
+            start = written = 0
             try:
+                # the end now, not as last seen: another worker may append to the same file
+                # (feedback.jsonl), and a cut must never take its lines
+                start = os.fstat(fd).st_size
                 view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                while written < len(data):
+                    written += os.write(fd, view[written:])
                 if self.sync:
                     _datasync(fd)
                 lost = os.fstat(fd).st_nlink == 0
             except OSError:
-                self._cut(fd, start)
+                self._cut(fd, start if written else None)
                 raise
             if not lost:
                 self._size = start + len(data)
@@ -120,13 +122,14 @@ class AppendFile:
                 break
         raise FileNotFoundError(f"the audit files in {self.folder} keep being deleted")
 
-    def _cut(self, fd: int, size: int) -> None:
-        """Back to ``size`` (the end of the last complete batch), then closed: the next
-        batch opens the file again (or a new one, if the folder was replaced)."""
+    def _cut(self, fd: int, size: int | None) -> None:
+        """Back to ``size`` (the end of the last complete batch; None: nothing of the batch
+        was written), then closed: the next batch opens the file again."""
         try:
-            os.ftruncate(fd, size)
-            if self.sync:
-                _datasync(fd)
+            if size is not None:
+                os.ftruncate(fd, size)
+                if self.sync:
+                    _datasync(fd)
         except OSError:
             pass  # the file may be gone, or the disk refuse even this; nothing more to do
         self.close()
