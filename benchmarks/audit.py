@@ -77,6 +77,7 @@ def _measure(service: Path, project: Path, script: Path, body: bytes) -> dict[st
                     res = run_wrk(server, script, connections, DURATION_S)
                     res.pop("output", None)
                     results[key][connections].append(res)
+                time.sleep(2)  # the requests still in flight when wrk stopped finish
                 base = server.url.rsplit("/", 1)[0]
                 metrics = _get(f"{base}/metrics")
                 answered = _metric(metrics, "mlnb_predictions_total", 'endpoint="/predict"')

@@ -145,7 +145,7 @@ class AuditLog:
         self._queue.put(("predictions", doc, future))
         try:
             await asyncio.wait_for(future, COMMIT_TIMEOUT)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             raise AuditUnavailable(
                 f"the audit log in {self.folder} was not written within {COMMIT_TIMEOUT:g} s "
                 "(a hung disk?)"

@@ -172,7 +172,7 @@ def test_kill_9_under_load_loses_no_acknowledged_prediction_or_label(
 ) -> None:
     # TRIALS with the default (fsync), then one with MLNB_AUDIT_SYNC=write (which promises
     # the same for a crash of the service)
-    envs = [{}] * TRIALS + [{"MLNB_AUDIT_SYNC": "write"}]
+    envs: list[dict[str, str]] = [{}] * TRIALS + [{"MLNB_AUDIT_SYNC": "write"}]
     with _services(safe, tmp_path, envs) as services:
         trials = [
             _kill_under_load(service, safe.body(2), tmp_path / f"audit-{i}")
