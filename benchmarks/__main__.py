@@ -28,6 +28,7 @@ BENCHMARKS = (
     "drift",
     "safety",
     "slow_clients",
+    "contract",
 )
 
 

@@ -57,6 +57,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mlnb_request_id", default=None
 )
 OPEN_PATHS = {"/healthz", "/readyz"}
+#: a response model checks and documents an answer; keys the handler left out stay out
+_AS_RETURNED: dict[str, Any] = {"response_model_exclude_unset": True}
 API_KEY_HELP = "missing or wrong API key: send it as X-API-Key or Authorization: Bearer"
 
 
@@ -343,7 +345,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         """The models are loaded (the status of GET /readyz, without a body)."""
         return Response(status_code=200)
 
-    @app.get("/version", tags=["ops"], response_model=VersionInfo)
+    @app.get("/version", tags=["ops"], response_model=VersionInfo, **_AS_RETURNED)
     async def version() -> dict[str, Any]:
         """What is being served: the export metadata, the models answering and the safety
         nets (routing, breakers, fallbacks, profile, audit log, alias followed)."""
@@ -383,7 +385,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/monitor/drift", tags=["monitor"], response_model=DriftReport)
+    @app.get("/monitor/drift", tags=["monitor"], response_model=DriftReport, **_AS_RETURNED)
     async def drift() -> dict[str, Any]:
         """Drift of the live inputs (the rolling window) against the training profile."""
         if runtime.drift is None:
@@ -404,7 +406,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
             }
         return runtime.drift.result
 
-    @app.get("/monitor/feedback", tags=["monitor"], response_model=FeedbackSummary)
+    @app.get("/monitor/feedback", tags=["monitor"], response_model=FeedbackSummary, **_AS_RETURNED)
     async def feedback_summary() -> dict[str, Any]:
         """Live accuracy from the labels sent to POST /feedback."""
         if runtime.audit is None:
