@@ -9,7 +9,7 @@ schemathesis's ``ignored_auth`` check are exercised). Each run generates
 deterministically (``--generation-deterministic``: the same cases on every run). Target:
 0 failures.
 
-:func:`schemathesis_run` is also what ``tests/serve/test_schemathesis.py`` runs, with
+:func:`schemathesis_run` is also what ``tests/serve/test_contract.py`` runs, with
 fewer examples.
 
 One setting departs from schemathesis's defaults, in :data:`CONFIG`: 413 counts as a
