@@ -4,9 +4,11 @@ The probes and monitor pages answer pydantic models (their OpenAPI schemas are t
 models, and FastAPI checks each answer against them). Every error the service can give has
 one JSON shape, :class:`ErrorResponse`; :func:`document_errors` lists, on every operation,
 each status it can answer: 401 when an API key is configured (the probes excepted), 413 and
-415 on operations that take a body, 422 on those that validate one, 503 (with
-``Retry-After``) on the endpoints, 500 everywhere (a failure inside the service, answered
-without a traceback), and the security schemes the key can be sent with.
+415 on operations that take a body, 422 on those that validate one, and everywhere 503 (with
+``Retry-After``: the worker at its connection limit, and on the endpoints a failing model
+without fallback), 408 and 431 (request headers too slow or too large, ``_server``) and 500
+(a failure inside the service, answered without a traceback); and the security schemes the
+key can be sent with.
 """
 
 from __future__ import annotations
@@ -172,11 +174,15 @@ def document_errors(
                     responses.get("422", {}).get("description")
                     or "The body does not match the schema (the refused fields are listed)"
                 )
-            if path in endpoints:
-                responses["503"] = _error(
-                    "The model is failing, its breaker is open and there is no fallback",
-                    _RETRY_AFTER,
-                )
+            full = "The service is at its connection limit"
+            responses["503"] = _error(
+                f"{full}, or the model is failing, its breaker is open and there is no fallback"
+                if path in endpoints
+                else full,
+                _RETRY_AFTER,
+            )
+            responses["408"] = _error("The request headers did not arrive in time")
+            responses["431"] = _error("The request headers are larger than 64 KiB")
             responses["500"] = _error(
                 "A failure inside the service (no traceback; see the log for the request id)"
             )
