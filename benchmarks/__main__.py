@@ -29,6 +29,7 @@ BENCHMARKS = (
     "safety",
     "slow_clients",
     "audit",
+    "contract",
 )
 
 

@@ -27,11 +27,22 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlnb.serve._audit import AuditUnavailable, FeedbackError
+from mlnb.serve._contract import (
+    DriftReport,
+    ErrorResponse,
+    FeedbackAnswer,
+    FeedbackSummary,
+    Health,
+    Readiness,
+    VersionInfo,
+    document_errors,
+)
 from mlnb.serve._cors import add_cors
 from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
 from mlnb.serve._metrics import Metrics
@@ -46,6 +57,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mlnb_request_id", default=None
 )
 OPEN_PATHS = {"/healthz", "/readyz"}
+#: a response model checks and documents an answer; keys the handler left out stay out
+_AS_RETURNED: dict[str, Any] = {"response_model_exclude_unset": True}
 API_KEY_HELP = "missing or wrong API key: send it as X-API-Key or Authorization: Bearer"
 
 
@@ -125,12 +138,18 @@ def _json_error(
 
 class ServiceMiddleware:
     def __init__(
-        self, app: Any, settings: ServeSettings, metrics: Metrics, routes: set[str]
+        self,
+        app: Any,
+        settings: ServeSettings,
+        metrics: Metrics,
+        routes: set[str],
+        body_routes: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
         self.routes = routes
+        self.body_routes = body_routes  # (method, path) that take a JSON body
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -189,7 +208,7 @@ class ServiceMiddleware:
             ):
                 await reply(401, {"detail": API_KEY_HELP})
                 return
-            if scope["method"] in BODY_METHODS and not _is_json(content_type):
+            if (scope["method"], path) in self.body_routes and not _is_json(content_type):
                 # A browser posts text/plain and forms cross-site without a preflight; only
                 # JSON (which needs one) reaches the handlers.
                 shown = (content_type or b"none").decode("latin-1")[:100]
@@ -245,9 +264,6 @@ class ServiceMiddleware:
 
 class _TooLarge(Exception):
     pass
-
-
-BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -308,12 +324,12 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
     app.state.runtime = runtime
     app.state.routes = routes
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health)
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], response_model=Readiness)
     async def readyz() -> dict[str, Any]:
         """The models are loaded and the endpoints ready."""
         return {"status": "ready", "endpoints": [r["path"] for r in routes]}
@@ -329,7 +345,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         """The models are loaded (the status of GET /readyz, without a body)."""
         return Response(status_code=200)
 
-    @app.get("/version", tags=["ops"])
+    @app.get("/version", tags=["ops"], response_model=VersionInfo, **_AS_RETURNED)
     async def version() -> dict[str, Any]:
         """What is being served: the export metadata, the models answering and the safety
         nets (routing, breakers, fallbacks, profile, audit log, alias followed)."""
@@ -369,7 +385,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/monitor/drift", tags=["monitor"])
+    @app.get("/monitor/drift", tags=["monitor"], response_model=DriftReport, **_AS_RETURNED)
     async def drift() -> dict[str, Any]:
         """Drift of the live inputs (the rolling window) against the training profile."""
         if runtime.drift is None:
@@ -390,20 +406,39 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
             }
         return runtime.drift.result
 
-    @app.get("/monitor/feedback", tags=["monitor"])
+    @app.get("/monitor/feedback", tags=["monitor"], response_model=FeedbackSummary, **_AS_RETURNED)
     async def feedback_summary() -> dict[str, Any]:
         """Live accuracy from the labels sent to POST /feedback."""
         if runtime.audit is None:
             return {"endpoints": {}, "detail": "the audit log is off (MLNB_AUDIT=off)"}
         return runtime.audit.accuracy()
 
-    @app.post("/feedback", tags=["monitor"])
+    @app.post(
+        "/feedback",
+        tags=["monitor"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": FeedbackBody.model_json_schema()}},
+            }
+        },
+        responses={
+            200: {"model": FeedbackAnswer},
+            404: {"model": ErrorResponse, "description": "No answer with that request id"},
+            409: {
+                "model": ErrorResponse,
+                "description": "The audit log is off, or the number of labels is not the "
+                "number of predictions of that answer",
+            },
+            422: {"description": "The body is not {request_id, label}"},
+        },
+    )
     async def feedback(request: Request) -> Response:
         """The true label of an earlier answer: ``{"request_id": ..., "label": ...}`` (a
         list of labels for an answer of several rows)."""
         request_id = request.state.request_id
         try:
-            body = FeedbackBody.model_validate_json(await request.body())
+            body = FeedbackBody.model_validate_json(await request.body(), strict=True)
         except ValidationError as exc:
             raise body_errors(exc) from None
         if runtime.audit is None:
@@ -460,6 +495,13 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
                 body = item.get("post", {}).get("requestBody", {}).get("content", {})
                 for content in body.values():
                     components.update(content.get("schema", {}).pop("$defs", {}))
+            document_errors(
+                schema,
+                endpoints={r["path"] for r in routes},
+                open_paths=OPEN_PATHS,
+                keyed=bool(settings.api_key),
+                max_body_bytes=settings.max_body_bytes,
+            )
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -473,7 +515,19 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         "/monitor/feedback",
         "/feedback",
     }
-    app.add_middleware(ServiceMiddleware, settings=settings, metrics=metrics, routes=known)
+    body_routes = frozenset(
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in (route.methods or set()) & {"POST", "PUT", "PATCH"}
+    )
+    app.add_middleware(
+        ServiceMiddleware,
+        settings=settings,
+        metrics=metrics,
+        routes=known,
+        body_routes=body_routes,
+    )
     add_cors(app)  # MLNB_CORS_ORIGINS: none by default
     log.info("service ready", extra={"path": str(service.folder)})
     return app

@@ -305,7 +305,7 @@ class AuditLog:
         labels = label if isinstance(label, list) else [label]
         if len(labels) != len(predictions):
             raise FeedbackError(
-                422,
+                409,  # a valid body that does not fit the recorded answer
                 f"request {request_id} answered {len(predictions)} prediction(s) but "
                 f"{len(labels)} label(s) were sent; send one label per prediction (a list).",
             )

@@ -11,14 +11,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from mlnb.serve._audit import AuditUnavailable
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._runners import EndpointPlan
 from mlnb.serve._runtime import NoFallback, Outcome, Runtime
-from mlnb.serve._schemas import EndpointShape
+from mlnb.serve._schemas import MAX_RECORDS, EndpointShape, too_many_records
 
 __all__ = ["JSONBytes", "add_endpoint", "body_errors", "model_failure"]
 
@@ -50,8 +50,9 @@ def model_failure(path: str, request_id: str, exc: Exception, metrics: Metrics) 
     )
 
 
-class JSONBytes(Response):
-    """JSON rendered by orjson (numpy values included)."""
+class JSONBytes(JSONResponse):
+    """JSON rendered by orjson (numpy values included); a JSONResponse, so FastAPI documents
+    the response models of the routes that answer it."""
 
     media_type = "application/json"
 
@@ -60,9 +61,23 @@ class JSONBytes(Response):
 
 
 async def _validated(request: Request, shape: EndpointShape) -> Any:
-    """The request body parsed and validated in one step (orjson + pydantic, compiled once)."""
+    """The request body parsed and validated in one step (strict pydantic, compiled once);
+    a DataFrame body of too many records is refused before any record is built."""
+    body = await request.body()
+    if shape.kind == "dataframe" and (n := too_many_records(body)) is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "records"),
+                    "msg": f"records holds {n} rows, more than the {MAX_RECORDS} a request "
+                    "may hold; send them in several requests",
+                    "input": None,
+                }
+            ]
+        )
     try:
-        return shape.request.validate_json(await request.body())
+        return shape.validate_body(body)
     except ValidationError as exc:
         raise body_errors(exc) from None
 

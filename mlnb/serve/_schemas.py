@@ -15,6 +15,15 @@ convention is the profile's dtype for a profiled column, else the example's.
 
 Any other endpoint takes a JSON body shaped by its parameters' type hints (pydantic models,
 TypedDicts, primitives).
+
+Bodies are validated strictly (:data:`STRICT`): a number field takes JSON numbers only (an
+integer is a number; ``"12"`` and ``true`` are not), an integer field JSON integers only, a
+boolean ``true``/``false``; a pydantic model whose ``model_config`` sets ``strict`` itself is
+validated as it says. Numbers are finite and, where the service builds the field (DataFrame
+columns, ``float``/``int`` parameters), within the range the schema states as ``minimum`` and
+``maximum``: float32's for numbers (the models' arithmetic, often float32, overflows beyond
+it) and int64's for integers (a DataFrame column's dtype). A DataFrame body holds 1 to
+:data:`MAX_RECORDS` records; :func:`too_many_records` counts them before any record is built.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,6 +49,8 @@ from pydantic import (
 from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
+    "MAX_RECORDS",
+    "STRICT",
     "DataFrameSchema",
     "EndpointShape",
     "FieldRules",
@@ -47,13 +59,20 @@ __all__ = [
     "example_records",
     "normalise_datetime",
     "shape_of",
+    "too_many_records",
 ]
 
 MAX_RECORDS = 10_000
+#: bodies are validated strictly unless a user's pydantic model configures ``strict`` itself
+STRICT = True
+FLOAT32_MAX = 3.4028234663852886e38
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_NUMBER = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False)]
+_INTEGER = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 _PY_TYPES: dict[str, Any] = {
-    "float": float,
-    "int": int,
+    "float": _NUMBER,
+    "int": _INTEGER,
     "bool": bool,
     "str": str,
     "datetime": datetime,
@@ -144,6 +163,12 @@ class EndpointShape:
     single_model: bool
     returns: TypeAdapter[Any] | None
     fits_example: bool = False  # the notebook's example is a valid body for this endpoint
+    strict: bool | None = STRICT  # None: as the user's model configures it
+
+    def validate_body(self, body: bytes) -> Any:
+        """The JSON body parsed and validated in one step (raises pydantic's
+        ValidationError)."""
+        return self.request.validate_json(body, strict=self.strict)
 
 
 @dataclass(frozen=True)
@@ -220,14 +245,14 @@ def _dataframe_shape(
     schema: DataFrameSchema, name: str, example: Any, rules: FieldRules | None = None
 ) -> EndpointShape:
     record = _record_type(schema, name, rules or FieldRules())
+    records = Annotated[list[record], Field(max_length=MAX_RECORDS)]  # type: ignore[valid-type]
     request_type = with_config(ConfigDict(extra="forbid", title=f"{name}Request"))(
-        TypedDict(f"{name}Request", {"records": list[record]})  # type: ignore[misc,operator,valid-type]
+        TypedDict(f"{name}Request", {"records": records})  # type: ignore[misc,operator]
     )
     adapter: TypeAdapter[Any] = TypeAdapter(request_type)
     request_schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
-    request_schema.setdefault("properties", {}).setdefault("records", {}).update(
-        {"minItems": 1, "maxItems": MAX_RECORDS}
-    )
+    # an empty list is refused by the handler, with a sentence saying so
+    request_schema.setdefault("properties", {}).setdefault("records", {})["minItems"] = 1
     response_schema = {
         "type": "object",
         "properties": {
@@ -275,6 +300,38 @@ def _dataframe_shape(
         single_model=False,
         returns=None,
     )
+
+
+#: a plain ``float``/``int`` parameter of a typed endpoint, bounded as DataFrame columns are
+_BOUNDED: dict[Any, Any] = {
+    float: _NUMBER,
+    int: _INTEGER,
+    float | None: _NUMBER | None,
+    int | None: _INTEGER | None,
+}
+
+
+def _bounded(annotation: Any) -> Any:
+    try:
+        return _BOUNDED.get(annotation, annotation)
+    except TypeError:  # an unhashable annotation (Annotated with a list, ...): as it is
+        return annotation
+
+
+def too_many_records(body: bytes) -> int | None:
+    """How many records a DataFrame body holds when that is more than :data:`MAX_RECORDS`
+    (else None), counted on the parsed JSON before a record is validated or built; bodies
+    too short to hold that many are not parsed twice."""
+    if len(body) < 3 * MAX_RECORDS:  # each record takes at least 3 bytes: ``{},``
+        return None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # validation says what is wrong with it
+    records = doc.get("records") if isinstance(doc, dict) else None
+    if isinstance(records, list) and len(records) > MAX_RECORDS:
+        return len(records)
+    return None
 
 
 def _is_dataframe_type(annotation: Any) -> bool:
@@ -326,15 +383,19 @@ def shape_of(
     if returns_hint not in (None, type(None)):
         returns = TypeAdapter(returns_hint)  # type: ignore[arg-type]
     first = annotations[params[0].name] if len(params) == 1 else None
+    strict: bool | None = STRICT
     if isinstance(first, type) and issubclass(first, BaseModel):
         adapter: TypeAdapter[Any] = TypeAdapter(first)
         single = True
+        if "strict" in first.model_config:
+            strict = None  # the model says how strict it is
     else:
         fields = {}
         for p in params:
             annotation = annotations[p.name]
             if annotation is inspect.Parameter.empty:
                 annotation = Any
+            annotation = _bounded(annotation)
             fields[p.name] = (annotation, ... if p.default is p.empty else p.default)
         model = create_model(  # type: ignore[call-overload]
             f"{name}Request", __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields
@@ -344,11 +405,11 @@ def shape_of(
     request_schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
     fits = False
     if isinstance(example, dict):
-        try:
-            adapter.validate_python(example)
+        try:  # a valid body: as JSON, validated as requests are
+            adapter.validate_json(orjson.dumps(example), strict=strict)
             fits = True
             request_schema["example"] = example
-        except ValueError:
+        except (ValueError, TypeError):  # orjson.JSONEncodeError is a TypeError
             fits = False
     return EndpointShape(
         fits_example=fits,
@@ -363,4 +424,5 @@ def shape_of(
         params=[p.name for p in params],
         single_model=single,
         returns=returns,
+        strict=strict,
     )

@@ -87,7 +87,7 @@ def test_bad_feedback_is_refused_clearly(safe: Safe, tmp_path: Path) -> None:
         summary = client.get("/monitor/feedback").json()
     assert unknown.status_code == 404
     assert "no prediction with request_id 'nope'" in unknown.json()["detail"]
-    assert count.status_code == 422 and "one label per prediction" in count.json()["detail"]
+    assert count.status_code == 409 and "one label per prediction" in count.json()["detail"]
     assert shape.status_code == 422
     assert shape.json()["detail"][0]["loc"] == ["body", "request_id"]
     assert summary == {"endpoints": {}}  # nothing counted from refused feedback

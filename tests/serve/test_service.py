@@ -97,7 +97,7 @@ def _bad(record_change: dict[str, object], drop: str | None = None) -> dict[str,
         (
             lambda r: r.update({"mean radius": "big"}),
             ["body", "records", 0, "mean radius"],
-            "float_parsing",
+            "float_type",  # strict: a string is not a number, even "12"
         ),
         (lambda r: r.pop("mean texture"), ["body", "records", 0, "mean texture"], "missing"),
         (
