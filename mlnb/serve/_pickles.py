@@ -8,8 +8,9 @@ the signature when the export is signed, see ``_signing``).
 
 Guarantees, at start-up, before any model is loaded or ``service.py`` runs:
 
-* the format of each pinned model (champion and challenger) is read from its files (the
-  ``MLmodel`` they hold now, not the record in the manifest): ``pickle`` and ``cloudpickle``
+* the format of each pinned model is read from its files (the ``MLmodel`` they hold now,
+  not the record in the manifest; a challenger's when it loads, after its hashes, so a
+  refused challenger leaves the champion serving): ``pickle`` and ``cloudpickle``
   scikit-learn or LightGBM models, ``statsmodels`` and ``pytorch`` models and any model
   loaded through ``python_function`` (a cloudpickled ``PythonModel`` or a loader module) run
   code when loaded; skops, xgboost, LightGBM boosters, CatBoost, ONNX... do not;
@@ -87,12 +88,11 @@ def file_pickle_format(path: Path) -> str | None:
 
 
 def pickle_uses(folder: Path, metadata: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(what, format)`` of each pinned model and file that runs code when loaded."""
+    """``(what, format)`` of each pinned model and file that runs code when loaded. The
+    challenger is checked when it loads (``_routing.load_challenger``: after its hashes, and
+    a refusal leaves the champion serving, like any challenger that fails to load)."""
     found: list[tuple[str, str]] = []
-    models = list(metadata.get("models") or [])
-    if metadata.get("challenger"):
-        models.append(metadata["challenger"])
-    for model in models:
+    for model in metadata.get("models") or []:
         path = folder / model["path"]
         fmt = model_pickle_format(path) if path.is_dir() else None
         if fmt is not None:
