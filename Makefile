@@ -89,7 +89,11 @@ demo: install
 test: install system-deps lint typecheck labextension-test
 	$(PY) -m pytest
 
-bench: install
+bench: install system-deps
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk (Debian package), the load generator of the serving benchmarks"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m benchmarks
 
 lint: install

@@ -73,14 +73,15 @@ TARGET_THROUGHPUT = 0.9
 OFF = {"MLNB_AUDIT": "off", "MLNB_DRIFT": "off", "MLNB_ROUTING": "off", "MLNB_RESOURCES": "off"}
 
 FAIL_SWITCH = """\
-# benchmark only: the primary model fails while this file exists
+# benchmark only: the primary model fails while the file MLNB_BENCH_FLAG names exists
 import os as _os
 
 _primary = predict
 
 
 def predict(df: pd.DataFrame) -> list[int]:
-    if _os.path.exists({flag!r}):
+    _flag = _os.environ.get("MLNB_BENCH_FLAG")
+    if _flag and _os.path.exists(_flag):
         raise RuntimeError("the primary model is down (benchmark switch)")
     return _primary(df)
 """
@@ -120,9 +121,7 @@ def _prepare(project: Path) -> tuple[Path, Path, Path, Any]:
             f"models:/{MODEL_NAME}/latest", f"models:/{MODEL_NAME}@champion"
         )
     index = next(i for i, c in enumerate(nb.cells) if "def predict" in c.source)
-    switch = nbformat.v4.new_code_cell(
-        FAIL_SWITCH.format(flag=str(flag)), metadata={"tags": ["mlnb:export"]}
-    )
+    switch = nbformat.v4.new_code_cell(FAIL_SWITCH, metadata={"tags": ["mlnb:export"]})
     nb.cells.insert(index + 1, switch)
     notebook = project / "serve.ipynb"
     nbformat.write(nb, notebook)
@@ -259,7 +258,12 @@ def _swap(service: Path, project: Path, script: Path, body: bytes) -> dict[str, 
 
 
 def _breaker(service: Path, project: Path, flag: Path, body: bytes, label: str) -> dict[str, Any]:
-    env = {"MLNB_BREAKER_FAILURES": "5", "MLNB_BREAKER_COOLDOWN_S": "30", **OFF}
+    env = {
+        "MLNB_BREAKER_FAILURES": "5",
+        "MLNB_BREAKER_COOLDOWN_S": "30",
+        "MLNB_BENCH_FLAG": str(flag),
+        **OFF,
+    }
     server = _start(label, service, project, env, body)
     flag.unlink(missing_ok=True)
     answers: list[tuple[float, int, dict[str, Any]]] = []
