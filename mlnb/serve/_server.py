@@ -265,7 +265,11 @@ class _Guard(asyncio.Protocol):
             self._header_timer = None
 
     def _waiting_for_request(self) -> bool:
-        return self.cycle is None or bool(self.cycle.response_complete)
+        """True between requests: the last one answered *and* its body read to the end (an
+        early answer, a 413 or a 401, can go out while the body still arrives; those bytes
+        are the body, not the next request's headers)."""
+        cycle = self.cycle
+        return cycle is None or (bool(cycle.response_complete) and not cycle.more_body)
 
     def _header_timeout(self) -> None:
         self._header_timer = None
@@ -301,6 +305,10 @@ class _Guard(asyncio.Protocol):
         elif waiting and self._received > MAX_HEADER_BYTES and not self.transport.is_closing():
             self._cancel_header_timer()  # httptools sets no limit of its own (h11: 16 KiB)
             self._answer_and_close(_TOO_LARGE_431)
+        elif not waiting and self._header_timer is None and self._waiting_for_request():
+            # the body of an early-answered request ended in this chunk, which may hold the
+            # start of the next request: its header-read clock starts now
+            self._arm_header_timer()
 
     def eof_received(self) -> None:
         if self._refused or self._draining:
