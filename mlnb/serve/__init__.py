@@ -46,6 +46,7 @@ def serve(
 
     from mlnb.serve._app import configure_logging
     from mlnb.serve._cors import cors_origins
+    from mlnb.serve._env import env_int
     from mlnb.serve._server import (
         ConnectionSettings,
         http_protocol,
@@ -63,6 +64,8 @@ def serve(
         from mlnb.serve._setup import audit_sync_from_env
 
         audit_sync_from_env()  # a bad MLNB_AUDIT_SYNC: one line naming the allowed values
+        env_int("MLNB_AUDIT_MAX_BYTES", 1)
+    ServeSettings.from_env()  # a bad MLNB_MAX_BODY_BYTES or MLNB_MAX_BATCH_ROWS: one line
     load_service(folder)  # fail here, with the reason, rather than in every worker
     configure_logging(os.environ.get("MLNB_LOG_LEVEL", "INFO"))
     if limits.limit_concurrency > open_files - reserved_files(open_files):

@@ -44,6 +44,7 @@ from mlnb.serve._contract import (
     document_errors,
 )
 from mlnb.serve._cors import add_cors
+from mlnb.serve._env import env_int
 from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._runtime import Runtime
@@ -77,9 +78,9 @@ class ServeSettings:
 
         return cls(
             api_key=os.environ.get("MLNB_API_KEY") or None,
-            max_body_bytes=int(os.environ.get("MLNB_MAX_BODY_BYTES", str(1024 * 1024))),
+            max_body_bytes=env_int("MLNB_MAX_BODY_BYTES", 1024 * 1024),
             batching=flag("MLNB_BATCHING"),
-            max_batch_rows=int(os.environ.get("MLNB_MAX_BATCH_ROWS", "512")),
+            max_batch_rows=env_int("MLNB_MAX_BATCH_ROWS", 512),
         )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlnb.serve._audit import AuditLog, parse_sync
+from mlnb.serve._env import env_int, env_number
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._quality import DriftMonitor, Quality, load_profile
@@ -136,7 +137,7 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
         profile=profile,
         profile_error=profile_error,
     )
-    holder.shadow_window = float(os.environ.get("MLNB_SHADOW_WINDOW_MS") or 100) / 1000
+    holder.shadow_window = env_number("MLNB_SHADOW_WINDOW_MS", 100) / 1000
     for endpoint in service.endpoints:
         plan, quality = _plan_endpoint(service, endpoint, settings, metrics, holder)
         plans[endpoint.path] = plan
@@ -168,7 +169,7 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
         )
     if audit_on:
         try:
-            max_bytes = int(os.environ.get("MLNB_AUDIT_MAX_BYTES", str(64 * 1024 * 1024)))
+            max_bytes = env_int("MLNB_AUDIT_MAX_BYTES", 64 * 1024 * 1024)
             holder.audit = AuditLog(audit_dir, metrics, max_bytes, audit_sync)
         except OSError as exc:
             log.error(
@@ -183,7 +184,7 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
         holder.resources = ResourceMonitor(metrics, events)
     follow = os.environ.get("MLNB_FOLLOW") or metadata.get("follow")
     if follow and follow.lower() not in {"off", "0", "none"}:
-        interval = float(os.environ.get("MLNB_FOLLOW_INTERVAL", "5") or 5)
+        interval = env_number("MLNB_FOLLOW_INTERVAL", 5)
         holder.follower = Follower(
             holder.router,
             plans,

@@ -205,17 +205,28 @@ def test_audit_sync_settings_are_parsed(safe: Safe, tmp_path: Path) -> None:
     assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
-def test_a_bad_audit_sync_stops_mlnb_serve_with_one_clear_line(safe: Safe) -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MLNB_AUDIT_SYNC", "fsnyc", "MLNB_AUDIT_SYNC='fsnyc' is not a known setting; use one of"),
+        ("MLNB_AUDIT_MAX_BYTES", "64MB", "MLNB_AUDIT_MAX_BYTES='64MB' is not a whole number"),
+        ("MLNB_MAX_BODY_BYTES", "0", "MLNB_MAX_BODY_BYTES='0' is not a whole number of at least 1"),
+        ("MLNB_MAX_BATCH_ROWS", "lots", "MLNB_MAX_BATCH_ROWS='lots' is not a whole number"),
+    ],
+)
+def test_a_bad_setting_stops_mlnb_serve_with_one_clear_line(
+    safe: Safe, name: str, value: str, message: str
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mlnb", "serve", str(safe.folder), "--port", "9"],
-        env={**os.environ, "MLNB_AUDIT_SYNC": "fsnyc"},
+        env={**os.environ, name: value},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == ServiceError.exit_code, done.stderr[-2000:]
-    assert "MLNB_AUDIT_SYNC='fsnyc' is not a known setting; use one of fsync, write" in done.stderr
+    assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 
