@@ -78,7 +78,8 @@ def export_notebook(
             )
     plan: ExportPlan = read_plan(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    # absolute: the check runs the cells in the notebook's folder, which a relative -o misses
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent)).resolve()
     try:
         serving = {
             "challenger": challenger,

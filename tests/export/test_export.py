@@ -85,6 +85,19 @@ def test_export_writes_a_verified_service_with_the_model_pinned(in_project: Path
     assert f"-> served by the exported service {svc}" in render_lineage(doc)
 
 
+def test_a_relative_output_for_a_notebook_in_a_subfolder(in_project: Path) -> None:
+    """`mlnb export notebooks/serve.ipynb -o build/service` from the project root (what
+    `make demo` does): the check runs the cells in notebooks/, where the relative output
+    folder is not; the pinned model must still be found."""
+    (in_project / "notebooks").mkdir(exist_ok=True)
+    notebook = write_notebook(in_project / "notebooks" / "serve.ipynb", *SERVE_CELLS)
+    result = export_notebook(notebook.relative_to(in_project), Path("build") / "svc", verify=False)
+    assert (in_project / "build" / "svc" / "mlnb-service.json").is_file()
+    meta = result.metadata
+    assert meta["notebook"]["path"] == "notebooks/serve.ipynb"
+    assert (in_project / "build" / "svc" / meta["models"][0]["path"] / "MLmodel").is_file()
+
+
 def test_an_existing_folder_is_kept_without_force(in_project: Path) -> None:
     notebook = write_notebook(in_project / "force.ipynb", *SERVE_CELLS)
     target = in_project / "svc-force"
