@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlnb.exceptions import DiskFullError
 
-__all__ = ["disk_full_error", "failed_folder", "free_bytes", "is_disk_full"]
+__all__ = ["disk_full_error", "error_chain", "failed_folder", "free_bytes", "is_disk_full"]
 
 _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: sqlite3.Error.sqlite_errorcode of "database or disk is full", and of the "disk I/O error"
@@ -26,7 +26,8 @@ _SQLITE_CODES = frozenset({13, 4874})
 _TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (``__cause__``, else ``__context__``), each once."""
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain:
@@ -39,7 +40,7 @@ def is_disk_full(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) means the disk or the quota is full."""
     if isinstance(exc, DiskFullError):
         return True
-    for item in _chain(exc):
+    for item in error_chain(exc):
         if getattr(item, "errno", None) in _ERRNOS:
             return True
         if getattr(item, "sqlite_errorcode", None) in _SQLITE_CODES:
@@ -54,7 +55,7 @@ def failed_folder(exc: BaseException) -> Path | None:
     """The folder of the file a full-disk OSError in ``exc``'s chain names, if any (of a
     copy's destination, which ``shutil`` gives as ``filename2``: ``filename`` is its
     source)."""
-    for item in _chain(exc):
+    for item in error_chain(exc):
         if isinstance(item, OSError) and item.errno in _ERRNOS:
             name = item.filename2 or item.filename
             if name:

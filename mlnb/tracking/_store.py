@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
-from mlnb._disk import is_disk_full
+from mlnb._disk import error_chain, is_disk_full
 from mlnb._text import first_line
 from mlnb.exceptions import StoreError, StoreNeedsRepairError
 from mlnb.tracking._schema import build_schema, cache_dir, schema
@@ -481,13 +481,6 @@ def _fsync_dir(folder: Path) -> None:
 
 
 # -- errors -----------------------------------------------------------------------------
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def describe_store_failure(exc: BaseException, path: Path, doing: str) -> StoreError:
@@ -498,7 +491,7 @@ def describe_store_failure(exc: BaseException, path: Path, doing: str) -> StoreE
             "(a new store needs about 1 MB) and run the command again. The store was not "
             "changed."
         )
-    for item in _chain(exc):
+    for item in error_chain(exc):
         code = getattr(item, "errno", None)
         text = str(item).lower()
         if (

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from mlnb.serve import ServiceError, create_app
+from tests.disks import fill, small_tmpfs
 from tests.serve.conftest import Safe, app_client
 from tests.serving import RunningService, running_service
 
@@ -233,32 +234,9 @@ def test_a_bad_setting_stops_mlnb_serve_with_one_clear_line(
 # -- records that cannot be written ------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB file system (tmpfs), so writes fail with ENOSPC as on a full disk."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs needs root here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with filler.open("ab", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
+    """A real 1 MiB file system, full disks as they happen."""
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        yield disk
 
 
 def _audit_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -276,7 +254,7 @@ def test_a_full_disk_is_a_503_and_keeps_what_was_recorded(
     env = {"MLNB_AUDIT_DIR": str(audit), "MLNB_ROUTING": "off"}
     with app_client(safe.folder, **env) as client:
         before = [client.post("/predict", json=safe.body(3)) for _ in range(3)]
-        filler = _fill(small_disk)
+        filler = fill(small_disk)
         # the last page of the audit file may still hold part of a line: a short write
         full = [client.post("/predict", json=safe.body(30)) for _ in range(3)]
         label = client.post(

@@ -35,6 +35,7 @@ from mlnb.tracking._store import (
     forget_checked,
 )
 from tests.conftest import run_mlnb
+from tests.disks import fill, small_tmpfs
 
 #: variables that would point a child process at another store
 _CLEARED = (
@@ -647,37 +648,9 @@ def test_store_path_reads_sqlite_uris_as_sqlalchemy_does(tmp_path: Path) -> None
 # -- a full disk ---------------------------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB file system (tmpfs), so writes fail with ENOSPC as on a full disk."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs needs root here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk: Path, leave: int = 0) -> Path:
-    """Fill ``disk`` until ENOSPC, then free ``leave`` bytes again."""
-    filler = disk / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("ab") as fh:
-        try:
-            while True:
-                fh.write(chunk)
-                fh.flush()
-        except OSError:
-            pass
-    if leave:
-        os.truncate(filler, max(0, filler.stat().st_size - leave))
-    return filler
+    """A real 2 MiB file system, full disks as they happen."""
+    with small_tmpfs(tmp_path / "disk", "2m") as disk:
+        yield disk
 
 
 def _sha(path: Path) -> str:
@@ -688,7 +661,7 @@ def test_init_on_a_full_disk_is_one_clear_line_and_leaves_nothing_half_made(
     small_disk: Path, cache: Path
 ) -> None:
     root = _project(small_disk)
-    filler = _fill(small_disk, leave=200_000)
+    filler = fill(small_disk, leave=200_000)
     done = run_mlnb(root, "init", MLNB_CACHE_DIR=str(cache))
     assert done.returncode == StoreError.exit_code
     lines = done.stderr.strip().splitlines()
@@ -714,7 +687,7 @@ def test_writes_on_a_full_disk_fail_clearly_and_corrupt_nothing(
     client = MlflowClient(uri)
     run_id = client.create_run("0").info.run_id
     client.log_batch(run_id, metrics=[Metric("m", float(i), 1, i) for i in range(50)])
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     capfd.readouterr()
     with pytest.raises(Exception) as info:
         client.log_batch(run_id, metrics=[Metric("m", float(i), 2, i) for i in range(50, 2000)])
@@ -739,7 +712,7 @@ def test_repair_on_a_full_disk_changes_nothing(
     db = root / ".mlnb" / "mlflow.db"
     shutil.copyfile(old_store[0], db)
     digest = _sha(db)
-    filler = _fill(small_disk, leave=100_000)
+    filler = fill(small_disk, leave=100_000)
     with pytest.raises(StoreError, match=r"no space left on the disk .* to repair the tracking"):
         repair_store(_uri(root))
     assert _sha(db) == digest

@@ -27,38 +27,14 @@ from mlnb.exceptions import DiskFullError
 from mlnb.versioning import checkout, version, versions
 from mlnb.versioning._core import Project
 from tests.conftest import run_mlnb
+from tests.disks import fill, small_tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB file system (tmpfs), unmounted at the end even when the test fails."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); see the fault test")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    """Fill ``disk`` until ENOSPC."""
-    filler = disk / "filler"
-    chunk = b"\0" * 4096
-    with filler.open("ab", buffering=0) as fh:  # nothing left to flush at close
-        try:
-            while True:
-                fh.write(chunk)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
+    """A real 2 MiB file system, full disks as they happen."""
+    with small_tmpfs(tmp_path / "disk", "2m") as disk:
+        yield disk
 
 
 def _one_line(done: subprocess.CompletedProcess[str], pattern: str) -> str:
@@ -88,7 +64,7 @@ def test_the_command_line_on_a_full_disk(small_disk: Path) -> None:
     (root / "empty.txt").write_bytes(b"")
     first = run_mlnb(root, "version", "kept.txt")
     assert first.returncode == 0, first.stderr
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     store = re.escape(str(root / ".mlnb" / "objects"))
 
     line = _one_line(run_mlnb(root, "version", "big.bin"), rf"{store} to store ")
@@ -160,7 +136,7 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
     max_page_count) wrapped as libraries wrap it."""
     from mlnb import cli
 
-    _fill(small_disk)
+    fill(small_disk)
 
     def writes_a_file(args: Any) -> int:
         (small_disk / "report.html").write_bytes(b"x" * 100_000)
