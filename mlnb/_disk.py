@@ -17,7 +17,14 @@ from pathlib import Path
 
 from mlnb.exceptions import DiskFullError
 
-__all__ = ["disk_full_error", "error_chain", "failed_folder", "free_bytes", "is_disk_full"]
+__all__ = [
+    "disk_full_error",
+    "error_chain",
+    "failed_folder",
+    "free_bytes",
+    "is_disk_full",
+    "sync_folder",
+]
 
 _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: sqlite3.Error.sqlite_errorcode of "database or disk is full", and of the "disk I/O error"
@@ -98,3 +105,18 @@ def disk_full_error(folder: Path, needed: int | None = None, doing: str = "") ->
         folder=str(folder),
         needed=needed,
     )
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a file created or renamed in it survives a crash (best effort on
+    platforms that cannot open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

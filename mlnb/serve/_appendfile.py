@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlnb._disk import sync_folder
+
 __all__ = ["SYNC_MODES", "AppendFile", "AuditUnavailable", "Waiters", "parse_sync"]
 
 #: what "the record is recorded" means before an answer leaves (``MLNB_AUDIT_SYNC``)
@@ -80,7 +82,7 @@ class AppendFile:
         try:
             self._size = os.fstat(fd).st_size
             if created and self.sync:
-                _sync_folder(self.folder)
+                sync_folder(self.folder)
         except OSError:
             os.close(fd)
             raise
@@ -134,19 +136,6 @@ class AppendFile:
             pass  # the file may be gone, or the disk refuse even this; nothing more to do
         self.close()
         self._again = self.path
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # some platforms cannot open a folder; its entry is synced with the file there
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Waiters:

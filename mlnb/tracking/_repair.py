@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlnb._disk import sync_folder
 from mlnb.exceptions import StoreError
 from mlnb.tracking import _store
 from mlnb.tracking._schema import build_schema, upgrade_schema
@@ -175,7 +176,7 @@ def _write_backup(path: Path, backup: Path, status: StoreStatus) -> None:
             _store.copy_database(path, partial)
         _store._fsync(partial)
         os.replace(partial, backup)
-        _store._fsync_dir(backup.parent)
+        sync_folder(backup.parent)
     finally:
         _store.discard(partial)
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
-from mlnb._disk import error_chain, is_disk_full
+from mlnb._disk import error_chain, is_disk_full, sync_folder
 from mlnb._text import first_line
 from mlnb.exceptions import StoreError, StoreNeedsRepairError
 from mlnb.tracking._schema import build_schema, cache_dir, schema
@@ -435,7 +435,7 @@ def install(tmp: Path, path: Path) -> None:
     for suffix in _SIDECARS:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    sync_folder(path.parent)
 
 
 def discard(path: Path) -> None:
@@ -473,11 +473,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        _fsync(folder)
 
 
 # -- errors -----------------------------------------------------------------------------

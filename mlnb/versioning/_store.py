@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from blake3 import blake3
 
-from mlnb._disk import disk_full_error, is_disk_full
+from mlnb._disk import disk_full_error, is_disk_full, sync_folder
 from mlnb.exceptions import (
     CorruptObjectError,
     MlnbError,
@@ -142,7 +142,7 @@ class ObjectStore:
         tmp.chmod(0o444)  # objects are immutable
         os.replace(tmp, target)
         if state is False:
-            _sync_folder(target.parent)  # the good copy is there to stay
+            sync_folder(target.parent)  # the good copy is there to stay
             what = f" of {label}" if label else ""
             warnings.warn(
                 ObjectHealedWarning(
@@ -405,17 +405,3 @@ class ObjectStore:
             count += 1
             total += self.size(digest)
         return {"objects": count, "bytes": total}
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder, so a rename in it survives a crash (best effort where it cannot)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
