@@ -45,7 +45,7 @@ from mlnb.serve._contract import (
 )
 from mlnb.serve._cors import add_cors
 from mlnb.serve._env import env_int
-from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors
+from mlnb.serve._handlers import JSONBytes, add_endpoint, body_errors, unavailable
 from mlnb.serve._metrics import Metrics
 from mlnb.serve._runtime import Runtime
 from mlnb.serve._service import ServiceError, load_service
@@ -458,12 +458,7 @@ def create_app(folder: str | Path | None = None, settings: ServeSettings | None 
         except FeedbackError as exc:
             return JSONBytes({"detail": str(exc), "request_id": request_id}, status_code=exc.status)
         except AuditUnavailable as exc:  # not recorded: not answered as if it were
-            metrics.errors.labels("/feedback", "audit").inc()
-            return JSONBytes(
-                {"detail": str(exc), "request_id": request_id},
-                status_code=503,
-                headers={"retry-after": "5"},
-            )
+            return unavailable("/feedback", request_id, exc, metrics, "audit")
         return JSONBytes({**summary, "request_id": request_id})
 
     @app.exception_handler(RequestValidationError)

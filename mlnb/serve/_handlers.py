@@ -20,9 +20,22 @@ from mlnb.serve._runners import EndpointPlan
 from mlnb.serve._runtime import NoFallback, Outcome, Runtime
 from mlnb.serve._schemas import MAX_RECORDS, EndpointShape, too_many_records
 
-__all__ = ["JSONBytes", "add_endpoint", "body_errors", "model_failure"]
+__all__ = ["JSONBytes", "add_endpoint", "body_errors", "model_failure", "unavailable"]
 
 log = logging.getLogger("mlnb.serve")
+
+
+def unavailable(
+    path: str, request_id: str | None, exc: Exception, metrics: Metrics, reason: str
+) -> Response:
+    """A 503 with ``Retry-After``: no answer could be given (no fallback) or recorded (the
+    audit log), counted in ``mlnb_errors_total{reason}``."""
+    metrics.errors.labels(path, reason).inc()
+    return JSONBytes(
+        {"detail": str(exc), "request_id": request_id},
+        status_code=503,
+        headers={"retry-after": "5"},
+    )
 
 
 def model_failure(path: str, request_id: str, exc: Exception, metrics: Metrics) -> Response:
@@ -150,12 +163,7 @@ def add_endpoint(
         try:
             outcome = await runtime.answer(path, body, client_id)
         except NoFallback as exc:
-            metrics.errors.labels(path, "unavailable").inc()
-            return JSONBytes(
-                {"detail": str(exc), "request_id": request_id},
-                status_code=503,
-                headers={"retry-after": "5"},
-            )
+            return unavailable(path, request_id, exc, metrics, "unavailable")
         except Exception as exc:
             return model_failure(path, request_id, exc, metrics)
         predictions_by_role[outcome.role].inc()
@@ -214,12 +222,7 @@ def add_endpoint(
                     # sync for all the requests waiting at that moment
                     await audit.commit(doc)
                 except AuditUnavailable as exc:
-                    metrics.errors.labels(path, "audit").inc()
-                    return JSONBytes(
-                        {"detail": str(exc), "request_id": request_id},
-                        status_code=503,
-                        headers={"retry-after": "5"},
-                    )
+                    return unavailable(path, request_id, exc, metrics, "audit")
                 audit.remember(request_id, path, result)
             if shadowing:
                 runtime.shadow(path, body, result, doc)
