@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import REPO, clean_env, fmt_time, module_main, row, temp_project
-from benchmarks.safety import MODEL_NAME
+from benchmarks._common import clean_env, fmt_time, module_main, row, temp_project
+from benchmarks.safety import MODEL_NAME, champion_notebook
 from benchmarks.serving import Server, _bin, _env, _free_port, _on_signal, _stop_all
 
 EXAMPLES = 500
@@ -99,35 +99,10 @@ def schemathesis_run(
 def _prepare(project: Path) -> Path:
     """Register two versions, promote 1, profile, export with version 2 in shadow."""
     import nbformat
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    import mlnb
     from mlnb.export import export_notebook
-    from mlnb.gates import promote
-    from mlnb.monitor import profile
 
-    data = load_breast_cancer(as_frame=True)
-    X_train, _, y_train, _ = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=42, stratify=data.target
-    )
-    for c in (1.0, 0.1):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-        mlnb.start_run(experiment_name="contract-bench")
-        try:
-            mlnb.log_model(model.fit(X_train, y_train), "model", registered_model_name=MODEL_NAME)
-        finally:
-            mlnb.end_run()
-    promote(MODEL_NAME, "1", skip_gates=True)
-    profile_path = profile(X_train, name="breast-cancer", log=False).save(project / "profile.json")
-    nb = nbformat.read(REPO / "notebooks" / "serve.ipynb", as_version=4)
-    for cell in nb.cells:  # serve the champion, not the latest version
-        cell.source = cell.source.replace(
-            f"models:/{MODEL_NAME}/latest", f"models:/{MODEL_NAME}@champion"
-        )
+    nb, profile_path, _ = champion_notebook(project, "contract-bench")
     notebook = project / "serve.ipynb"
     nbformat.write(nb, notebook)
     service = project / "service"

@@ -87,8 +87,10 @@ def predict(df: pd.DataFrame) -> list[int]:
 """
 
 
-def _prepare(project: Path) -> tuple[Path, Path, Path, Any]:
-    """Register two versions, promote 1, profile, export (with and without a fallback)."""
+def champion_notebook(project: Path, experiment: str) -> tuple[Any, Path, Any]:
+    """Register two versions of the breast-cancer model, promote 1, save the training
+    profile; notebooks/serve.ipynb serving the champion (an nbformat notebook), the profile's
+    path and the held-out rows."""
     import nbformat
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
@@ -97,7 +99,6 @@ def _prepare(project: Path) -> tuple[Path, Path, Path, Any]:
     from sklearn.preprocessing import StandardScaler
 
     import mlnb
-    from mlnb.export import export_notebook
     from mlnb.gates import promote
     from mlnb.monitor import profile
 
@@ -107,19 +108,29 @@ def _prepare(project: Path) -> tuple[Path, Path, Path, Any]:
     )
     for c in (1.0, 0.1):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-        mlnb.start_run(experiment_name="safety-bench")
+        mlnb.start_run(experiment_name=experiment)
         try:
             mlnb.log_model(model.fit(X_train, y_train), "model", registered_model_name=MODEL_NAME)
         finally:
             mlnb.end_run()
     promote(MODEL_NAME, "1", skip_gates=True)
     profile_path = profile(X_train, name="breast-cancer", log=False).save(project / "profile.json")
-    flag = project / "primary-down"
     nb = nbformat.read(REPO / "notebooks" / "serve.ipynb", as_version=4)
     for cell in nb.cells:  # serve the champion, not the latest version
         cell.source = cell.source.replace(
             f"models:/{MODEL_NAME}/latest", f"models:/{MODEL_NAME}@champion"
         )
+    return nb, profile_path, X_test
+
+
+def _prepare(project: Path) -> tuple[Path, Path, Path, Any]:
+    """Register two versions, promote 1, profile, export (with and without a fallback)."""
+    import nbformat
+
+    from mlnb.export import export_notebook
+
+    nb, profile_path, X_test = champion_notebook(project, "safety-bench")
+    flag = project / "primary-down"
     index = next(i for i, c in enumerate(nb.cells) if "def predict" in c.source)
     switch = nbformat.v4.new_code_cell(FAIL_SWITCH, metadata={"tags": ["mlnb:export"]})
     nb.cells.insert(index + 1, switch)
