@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlnb._lazy import lazy_names
 from mlnb._version import __version__
 from mlnb.endpoints import endpoint, fallback
 from mlnb.exceptions import MlnbError
@@ -21,6 +22,7 @@ from mlnb.tracking import (
     active_run,
     end_run,
     flush,
+    lineage,
     load_model,
     log_artifact,
     log_metric,
@@ -33,7 +35,14 @@ from mlnb.tracking import (
     set_tags,
     start_run,
     sync,
+    version,
+    versions,
 )
+
+if TYPE_CHECKING:
+    from mlnb.monitor import profile
+    from mlnb.versioning import checkout
+    from mlnb.versioning import load as load_version
 
 __all__ = [
     "MlnbError",
@@ -66,29 +75,15 @@ __all__ = [
 ]
 
 
-_VERSIONING = {
-    "version": "version",
-    "versions": "versions",
-    "checkout": "checkout",
-    "load_version": "load",
-    "lineage": "lineage",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Versioning loads on first use (blake3, fsspec), keeping `import mlnb` light.
-    if name in _VERSIONING:
-        from mlnb import versioning
-
-        value = getattr(versioning, _VERSIONING[name])
-        globals()[name] = value
-        return value
-    if name == "profile":  # numpy/pandas load with mlnb.monitor, on first use
-        from mlnb.monitor import profile
-
-        globals()[name] = profile
-        return profile
-    raise AttributeError(f"module 'mlnb' has no attribute {name!r}")
+# Versioning (blake3, fsspec) and profiles (numpy, pandas) load on first use.
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "checkout": ".versioning",
+        "load_version": ".versioning:load",
+        "profile": ".monitor",
+    },
+)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import re
+import sys
 
-__all__ = ["first_code_line", "first_line", "slug"]
+__all__ = ["first_code_line", "first_line", "print_warning", "slug"]
+
+
+def print_warning(message: str) -> None:
+    """``mlnb: warning: MESSAGE`` on stderr: something recorded only in part, the rest kept."""
+    # sys.stderr (not sys.__stderr__): in a kernel it reaches the notebook.
+    try:
+        print(f"mlnb: warning: {message}", file=sys.stderr, flush=True)
+    except Exception:  # pragma: no cover - a closed stream at interpreter exit
+        pass
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -11,26 +11,220 @@ The project root is found by walking up from the working directory to the neares
 holding a ``pyproject.toml`` with a ``[tool.mlnb]`` table, a ``.mlnb/`` folder or ``.git``;
 ``MLNB_PROJECT_ROOT`` overrides the search. Without any of them the working directory is
 the root.
+
+Reading ``MLNB_*`` variables (every face reads its own through these, once, into one
+settings object: :class:`Settings` here, ``mlnb.serve.ServeSettings`` for a service):
+:func:`env_flag`, :func:`env_int`, :func:`env_float`, :func:`env_choice` and
+:func:`env_str`. The failure policy is one: an unset or empty variable takes its documented
+default; any other value that is not one the setting accepts is an error (``ConfigError``,
+or the face's own subclass of ``MlnbError``) raised where the settings are read, at
+start-up, whose message is one line naming the variable, the bad value, the values allowed
+and the fix. No value is silently replaced by a default.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from mlnb.exceptions import ConfigError
+from mlnb.exceptions import ConfigError, MlnbError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["HOME_DIRNAME", "Settings", "find_project_root", "get_settings", "reset_settings"]
+__all__ = [
+    "FLAG_OFF",
+    "FLAG_ON",
+    "HOME_DIRNAME",
+    "Settings",
+    "env_choice",
+    "env_flag",
+    "env_float",
+    "env_int",
+    "env_str",
+    "find_project_root",
+    "get_settings",
+    "parse_flag",
+    "reset_settings",
+]
 
 HOME_DIRNAME = ".mlnb"
+
+#: the spellings of a flag (case and surrounding spaces do not matter)
+FLAG_ON = ("1", "true", "yes", "on")
+FLAG_OFF = ("0", "false", "no", "off")
+
+_Default = TypeVar("_Default")
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value, None when unset or only spaces (both mean: the default)."""
+    value = os.environ.get(name)
+    return value if value is not None and value.strip() else None
+
+
+def _shown(default: object) -> str:
+    if default is None:
+        return "none"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def parse_flag(text: str) -> bool | None:
+    """``True`` for :data:`FLAG_ON`, ``False`` for :data:`FLAG_OFF`, else None."""
+    value = text.strip().lower()
+    if value in FLAG_ON:
+        return True
+    if value in FLAG_OFF:
+        return False
+    return None
+
+
+@overload
+def env_flag(name: str, default: bool, *, error: type[MlnbError] = ...) -> bool: ...
+@overload
+def env_flag(name: str, default: None, *, error: type[MlnbError] = ...) -> bool | None: ...
+def env_flag(
+    name: str, default: bool | None, *, error: type[MlnbError] = ConfigError
+) -> bool | None:
+    """A flag: one of :data:`FLAG_ON` or :data:`FLAG_OFF`; ``default`` when unset."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    value = parse_flag(raw)
+    if value is None:
+        raise error(
+            f"{name}={raw!r} is not a flag; use one of {', '.join(FLAG_ON)} (on) or "
+            f"{', '.join(FLAG_OFF)} (off), or unset it for the default ({_shown(default)})."
+        )
+    return value
+
+
+@overload
+def env_int(
+    name: str, default: int, *, minimum: int | None = ..., error: type[MlnbError] = ...
+) -> int: ...
+@overload
+def env_int(
+    name: str, default: None, *, minimum: int | None = ..., error: type[MlnbError] = ...
+) -> int | None: ...
+def env_int(
+    name: str,
+    default: int | None,
+    *,
+    minimum: int | None = None,
+    error: type[MlnbError] = ConfigError,
+) -> int | None:
+    """A whole number (``_`` may group digits: ``64_000_000``), at least ``minimum``;
+    ``default`` when unset."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value: int | None = int(raw.strip().replace("_", ""))
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" of at least {minimum}"
+        example = default if default is not None else (minimum if minimum is not None else 1)
+        raise error(
+            f"{name}={raw!r} is not a whole number{bound}; set it to one (e.g. "
+            f"{name}={example}) or unset it for the default ({_shown(default)})."
+        )
+    return value
+
+
+@overload
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = ...,
+    above: float | None = ...,
+    maximum: float | None = ...,
+    error: type[MlnbError] = ...,
+) -> float: ...
+@overload
+def env_float(
+    name: str,
+    default: None,
+    *,
+    minimum: float | None = ...,
+    above: float | None = ...,
+    maximum: float | None = ...,
+    error: type[MlnbError] = ...,
+) -> float | None: ...
+def env_float(
+    name: str,
+    default: float | None,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    error: type[MlnbError] = ConfigError,
+) -> float | None:
+    """A finite number, at least ``minimum``, more than ``above``, at most ``maximum``;
+    ``default`` when unset."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value: float | None = float(raw)
+    except ValueError:
+        value = None
+    if (
+        value is None
+        or not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+        or (above is not None and value <= above)
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = [
+            *([f"at least {minimum:g}"] if minimum is not None else []),
+            *([f"more than {above:g}"] if above is not None else []),
+            *([f"at most {maximum:g}"] if maximum is not None else []),
+        ]
+        kind = "a number" + (f" {' and '.join(bounds)}" if bounds else "")
+        example = _shown(default) if default is not None else _shown(minimum or above or 1.0)
+        raise error(
+            f"{name}={raw!r} is not {kind}; set it to one (e.g. {name}={example}) or unset it "
+            f"for the default ({_shown(default)})."
+        )
+    return value
+
+
+def env_choice(
+    name: str,
+    default: _Default,
+    choices: tuple[str, ...],
+    *,
+    hint: str = "",
+    error: type[MlnbError] = ConfigError,
+) -> str | _Default:
+    """One of ``choices`` (case and spaces do not matter); ``default`` when unset."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        raise error(
+            f"{name}={raw!r} is not a known setting; use one of {', '.join(choices)}"
+            f"{f' ({hint})' if hint else ''}, or leave it unset for {_shown(default)}."
+        )
+    return value
+
+
+def env_str(name: str) -> str | None:
+    """The variable's text (surrounding spaces kept), None when unset or empty."""
+    return _raw(name)
+
 
 #: ``[tool.mlnb]`` keys and the environment variables that override them
 _ENV = {
@@ -159,12 +353,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if kind.startswith("bool"):
             if isinstance(value, bool):
                 return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(value)
+            flag = parse_flag(str(value))
+            if flag is None:
+                raise ValueError(value)
+            return flag
         if kind.startswith("float"):
             return float(value)
         if kind.startswith("int"):

@@ -25,7 +25,31 @@ place (``mlnb.cli``); the magics show them as one line without a traceback.
     │   ├── VersionNotFoundError   a name, version or object that does not exist
     │   ├── CorruptObjectError     an object whose content no longer has its hash
     │   └── RemoteError            a push/pull remote that cannot be used
+    ├── PipelineError          a pipeline that cannot run: spec, cycle, params, executor
+    │   ├── PipelineFailed         a step failed (``result`` holds every step's outcome)
+    │   ├── ScheduleError          a schedule that cannot be added, found or read
+    │   └── KernelStartError       a step's kernel did not start or did not answer
+    ├── ServiceError           an exported service that cannot start (mlnb.serve)
+    │   ├── SignatureError         the export's signature is missing or does not match
+    │   ├── AuditUnavailable       a request's audit record could not be written (a 503)
+    │   ├── NoFallback             the breaker is open and the endpoint has no fallback (a 503)
+    │   └── FeedbackError          a feedback label that cannot be used (its ``status``)
+    ├── LabError               an /mlnb/ action refused to the browser (``status``, ``hint``)
+    ├── MlnbUsageError         a magic's bad input, also IPython's UsageError (mlnb.magics)
     └── DiskFullError          no space left (ENOSPC, EDQUOT, SQLite "disk is full")
+
+Every class is defined here and importable from here, and also from where it is raised
+(``mlnb.pipeline.PipelineError``, ``mlnb.serve._service.ServiceError``…), except
+:class:`MlnbUsageError`, which derives from IPython's ``UsageError`` and so lives in
+``mlnb.magics``: this module imports nothing at run time, so any part (``mlnb.serve``
+without Jupyter included) may import it. ``tests/test_public_api.py`` checks that this
+drawing names every exception class defined in mlnb, under its parent.
+
+Private signals, raised and caught inside one module, never seen by a caller (they derive
+from ``Exception``, as control flow, not from MlnbError):
+
+    _TooLarge      mlnb.serve._app: a request body over the size limit, answered 413
+    _SkopsCannot   mlnb.tracking._formats: skops cannot save this model; another format is tried
 
 Warnings: :class:`MlnbWarning` (a ``UserWarning``) and :class:`ObjectHealedWarning`, shown
 by the command line as one ``mlnb: warning:`` line.
@@ -33,23 +57,38 @@ by the command line as one ``mlnb: warning:`` line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlnb.pipeline import PipelineResult
+
 __all__ = [
+    "AuditUnavailable",
     "ConfigError",
     "CorruptObjectError",
     "DiskFullError",
+    "FeedbackError",
     "GateError",
     "GatesFailed",
     "InvalidValueError",
+    "KernelStartError",
+    "LabError",
     "MlnbError",
     "MlnbWarning",
     "ModelError",
     "ModelFormatError",
     "MonitorError",
     "NoActiveRunError",
+    "NoFallback",
     "NotebookError",
     "ObjectHealedWarning",
     "OutsideReadError",
+    "PipelineError",
+    "PipelineFailed",
     "RemoteError",
+    "ScheduleError",
+    "ServiceError",
+    "SignatureError",
     "StoreError",
     "StoreNeedsRepairError",
     "TrackingError",
@@ -117,7 +156,7 @@ class GateError(MlnbError):
 class GatesFailed(GateError):
     """The gates ran and at least one hard gate failed; nothing was promoted."""
 
-    exit_code = 7  # 6 is ServiceError (mlnb.serve)
+    exit_code = 7  # 6 is ServiceError
 
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
@@ -149,7 +188,15 @@ class MonitorError(MlnbError):
 
 
 class NotebookError(MlnbError):
-    """A notebook could not be read or does not have the expected shape."""
+    """A notebook could not be read or does not have the expected shape.
+
+    ``cell`` is the position (from 0, in the notebook's list of cells) of the cell the error
+    is about, when it is about one: JupyterLab makes it the active cell ("Go to cell"). The
+    message names it as a user counts cells, from 1 (``cell 7 [5] "first line"``)."""
+
+    def __init__(self, message: str, *, cell: int | None = None) -> None:
+        super().__init__(message)
+        self.cell = cell
 
 
 class OutsideReadError(NotebookError):
@@ -160,8 +207,16 @@ class OutsideReadError(NotebookError):
     /home/me/.ssh/id_rsa"``; ``confined`` is True when ``folder`` is the confinement folder
     the caller passed (``export_notebook(..., confine=...)``) rather than the project."""
 
-    def __init__(self, message: str, *, folder: str, reads: list[str], confined: bool) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        folder: str,
+        reads: list[str],
+        confined: bool,
+        cell: int | None = None,
+    ) -> None:
+        super().__init__(message, cell=cell)
         self.folder = folder
         self.reads = reads
         self.confined = confined
@@ -187,6 +242,77 @@ class RemoteError(VersioningError):
     """A remote for push/pull that cannot be reached or used."""
 
     exit_code = 3
+
+
+class PipelineError(MlnbError):
+    """A pipeline that cannot run: a bad spec, a cycle, a missing notebook, a failed step."""
+
+    exit_code = 2
+
+
+class PipelineFailed(PipelineError):
+    """A step of the pipeline failed; the steps that could run have run and their state is
+    saved. ``result`` (a :class:`mlnb.pipeline.PipelineResult`) holds every step's outcome."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, result: PipelineResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class ScheduleError(PipelineError):
+    """A schedule that cannot be added, found or read (bad cron, missing pipeline…)."""
+
+    exit_code = 2
+
+
+class KernelStartError(PipelineError):
+    """A kernel that did not start or did not answer (the step it was for fails)."""
+
+    exit_code = 1
+
+
+class ServiceError(MlnbError):
+    """An exported service that cannot start (missing files, a model that fails its hash);
+    its subclasses also name what stops one request from being answered."""
+
+    exit_code = 6
+
+
+class SignatureError(ServiceError):
+    """The export's signature is missing, does not match, or does not cover its files."""
+
+
+class AuditUnavailable(ServiceError):
+    """The audit record of a request could not be written: it must not be answered as if
+    it had been recorded."""
+
+
+class NoFallback(ServiceError):
+    """The breaker is open and the endpoint has no fallback: a 503."""
+
+
+class FeedbackError(ServiceError):
+    """A feedback label that cannot be used (unknown request id, wrong shape); ``status``
+    is the HTTP status it is answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LabError(MlnbError):
+    """An error answered to the browser as ``{"error": ..., "hint": ..., "cell": ...}`` with
+    ``status`` (:mod:`mlnb.labserver`); ``cell`` is the position (from 0) of the notebook
+    cell it is about, if any (the dialog's "Go to cell")."""
+
+    def __init__(self, status: int, error: str, hint: str, cell: int | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.hint = hint
+        self.cell = cell
 
 
 class DiskFullError(MlnbError):

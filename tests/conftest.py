@@ -4,6 +4,7 @@ tracking backends (the embedded SQLite store, and an MLflow server on PostgreSQL
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,20 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 FIXTURE_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+
+
+def _serialize_ast_parse() -> None:
+    """On CPython 3.11 before 3.11.8 and 3.12 before 3.12.2, two threads building an AST
+    at once can fail either one with ``SystemError: AST constructor recursion depth
+    mismatch`` (gh-106905). A pytest worker runs threads that parse (warm-up imports,
+    in-process uvicorn servers formatting tracebacks) next to tests that parse: the test
+    process takes mlnb's own guard (``mlnb._ast``) from the start, before any thread."""
+    from mlnb._ast import serialize_ast
+
+    serialize_ast()
+
+
+_serialize_ast_parse()
 
 # Kernels started by papermill come from this interpreter's environment.
 os.environ.setdefault("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
@@ -141,7 +156,9 @@ def postgres_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     base = tmp_path_factory.mktemp("pg-backend")
     with (
         postgres_database(base / "pg") as db_uri,
-        mlflow_server(db_uri, base / "artifacts") as server,
+        # one uvicorn worker: the tests using it are sequential, and it starts in seconds
+        # (four take about 30 s on 2 cores, more on a loaded machine or beside xdist workers)
+        mlflow_server(db_uri, base / "artifacts", workers=1) as server,
     ):
         yield server.url
 
@@ -200,3 +217,70 @@ def settle_journal(project: Path, timeout: float = 180.0) -> None:
         f"journal segments still unsent after {timeout:.0f} s: {left}; "
         + (log.read_text(encoding="utf-8")[-2000:] if log.exists() else "no handoff log")
     )
+
+
+# -- imports left under way by an earlier test -------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_warm_up_of_an_earlier_test() -> None:
+    """Each test starts once mlnb's warm-up threads of earlier tests (``mlnb-warm``,
+    ``mlnb-warm-up``: imports of MLflow and its flavors) are done.
+
+    Importing calls ``ast.parse`` (``inspect.signature`` of builtins does), and on CPython
+    3.11 before 3.11.8 and 3.12 before 3.12.2 two threads parsing at once can fail either
+    one with ``SystemError: AST constructor recursion depth mismatch`` (gh-106905, fixed by
+    gh-113035). An import left running by one test then fails a later test that parses:
+    the layering and API tests, IPython running a cell in-process."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("mlnb-warm") and thread.ident not in _WAITED_FOR:
+            _WAITED_FOR.add(thread.ident)  # once: a warm-up stuck on a stopped server is
+            thread.join(timeout=60)  # left to its test; an import takes seconds
+
+
+_WAITED_FOR: set[int | None] = set()
+
+
+# -- lanes: marks by what a test uses, and the fast lane's guard (tests/lanes.py) ---------
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import lanes
+
+    if not config.pluginmanager.is_registered(lanes):
+        config.pluginmanager.register(lanes, "mlnb-lanes")
+    lanes.install_guard()
+
+
+@pytest.fixture
+def processes() -> Iterator[None]:
+    """For a test whose library calls start processes of their own (an export's check of its
+    service in a fresh process, ``mlnb serve``): the slow lane (tests/lanes.py), and none of
+    those processes left running after the test (a journal hand-off, which is meant to
+    outlive its process, excepted)."""
+    import psutil
+
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    yield
+    left = []
+    for child in me.children(recursive=True):
+        try:
+            if child.pid not in before and "mlnb.tracking._handoff" not in child.cmdline():
+                left.append(child)
+        except psutil.Error:  # gone meanwhile
+            continue
+    for child in left:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    for child in psutil.wait_procs(left, timeout=10)[1]:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+@pytest.fixture
+def kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For a test whose library calls start Jupyter kernels (papermill, a pipeline): a
+    runtime folder of its own for their connection files, and the slow lane (tests/lanes.py)."""
+    runtime = tmp_path / "jupyter-runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    return runtime

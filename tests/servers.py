@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from mlnb._net import free_port
+
 __all__ = ["MlflowServer", "free_port", "mlflow_server", "postgres_database"]
 
 HOST = "127.0.0.1"
@@ -39,13 +41,6 @@ _SERVER_ENV_DROP = (
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_RUN_ID",
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

@@ -98,3 +98,82 @@ def test_init_creates_the_home_and_says_so(tmp_path: Path) -> None:
     assert any(line.startswith("tracking sqlite:///") for line in lines)
     again = init_project(tmp_path)
     assert any(line.startswith("exists") for line in again)
+
+
+# -- the helpers every face reads its MLNB_* variables with ---------------------------------
+def test_env_helpers_take_the_default_when_unset_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlnb.config import env_choice, env_flag, env_float, env_int, env_str
+
+    monkeypatch.delenv("MLNB_TEST_KNOB", raising=False)
+    assert env_flag("MLNB_TEST_KNOB", True) is True and env_flag("MLNB_TEST_KNOB", None) is None
+    assert env_int("MLNB_TEST_KNOB", 7) == 7 and env_float("MLNB_TEST_KNOB", None) is None
+    assert (
+        env_choice("MLNB_TEST_KNOB", "a", ("a", "b")) == "a" and env_str("MLNB_TEST_KNOB") is None
+    )
+    monkeypatch.setenv("MLNB_TEST_KNOB", " ")
+    assert env_int("MLNB_TEST_KNOB", 7) == 7 and env_str("MLNB_TEST_KNOB") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "flag"),
+    [("1", True), (" TRUE ", True), ("yes", True), ("On", True), ("0", False), ("off", False)],
+)
+def test_env_flag_spellings(raw: str, flag: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlnb.config import env_flag
+
+    monkeypatch.setenv("MLNB_TEST_KNOB", raw)
+    assert env_flag("MLNB_TEST_KNOB", not flag) is flag
+
+
+def test_env_numbers_parse_and_check_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlnb.config import env_float, env_int
+
+    monkeypatch.setenv("MLNB_TEST_KNOB", "64_000")
+    assert env_int("MLNB_TEST_KNOB", 1, minimum=1) == 64_000
+    monkeypatch.setenv("MLNB_TEST_KNOB", "0.5")
+    assert env_float("MLNB_TEST_KNOB", 1.0, above=0, maximum=1) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("call", "raw", "message"),
+    [
+        ("flag", "maybe", r"MLNB_TEST_KNOB='maybe' is not a flag; use one of 1, true, yes, on "
+         r"\(on\) or 0, false, no, off \(off\), or unset it for the default \(on\)\."),
+        ("int", "12MB", r"MLNB_TEST_KNOB='12MB' is not a whole number of at least 1; set it to "
+         r"one \(e\.g\. MLNB_TEST_KNOB=5\) or unset it for the default \(5\)\."),
+        ("int", "0", r"MLNB_TEST_KNOB='0' is not a whole number of at least 1"),
+        ("float", "inf", r"MLNB_TEST_KNOB='inf' is not a number more than 0 and at most 1; set "
+         r"it to one \(e\.g\. MLNB_TEST_KNOB=0\.5\) or unset it for the default \(0\.5\)\."),
+        ("float", "0", r"MLNB_TEST_KNOB='0' is not a number more than 0"),
+        ("choice", "Fsnyc", r"MLNB_TEST_KNOB='Fsnyc' is not a known setting; use one of fsync, "
+         r"write, or leave it unset for fsync\."),
+    ],
+)  # fmt: skip
+def test_a_bad_value_is_a_config_error_naming_the_variable_and_the_fix(
+    call: str, raw: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlnb.config import env_choice, env_flag, env_float, env_int
+
+    monkeypatch.setenv("MLNB_TEST_KNOB", raw)
+    read = {
+        "flag": lambda: env_flag("MLNB_TEST_KNOB", True),
+        "int": lambda: env_int("MLNB_TEST_KNOB", 5, minimum=1),
+        "float": lambda: env_float("MLNB_TEST_KNOB", 0.5, above=0, maximum=1),
+        "choice": lambda: env_choice("MLNB_TEST_KNOB", "fsync", ("fsync", "write")),
+    }[call]
+    with pytest.raises(ConfigError, match=message):
+        read()
+
+
+def test_the_readme_documents_every_project_setting_and_no_other() -> None:
+    """The ``[tool.mlnb]`` block of the README against :class:`Settings`' keys: each key
+    with the variable that overrides it."""
+    import re
+
+    from mlnb.config import _ENV
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("```toml\n[tool.mlnb]\n") :]
+    block = block[: block.index("```\n", 8)]
+    documented = dict(re.findall(r"^(\w+) = .*?# (\w+)", block, re.M))
+    assert documented == _ENV

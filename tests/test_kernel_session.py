@@ -53,23 +53,37 @@ def kernel(project: Path) -> Iterator[tuple[KernelManager, Any, Path]]:
         km.shutdown_kernel(now=True)
 
 
-def _execute(kc: Any, code: str, cell_id: str) -> dict[str, Any]:
-    """An execute request with the metadata JupyterLab sends."""
+def _send(
+    kc: Any, code: str, silent: bool = False, *, cell_id: str | None = None, **expressions: str
+) -> str:
+    """An execute request (with the cell's id in its metadata, as JupyterLab sends it);
+    returns its message id."""
     content = {
         "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
+        "silent": silent,
+        "store_history": not silent,
+        "user_expressions": expressions,
         "allow_stdin": False,
         "stop_on_error": True,
     }
-    msg = kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
+    metadata = {"cellId": cell_id} if cell_id is not None else {}
+    msg = kc.session.msg("execute_request", content, metadata=metadata)
     kc.shell_channel.send(msg)
+    return str(msg["header"]["msg_id"])
+
+
+def _reply(kc: Any, msg_id: str) -> dict[str, Any]:
+    """The reply to request ``msg_id``, which must be ``ok``."""
     while True:
-        reply = kc.get_shell_msg(timeout=120)
-        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+        reply = kc.get_shell_msg(timeout=180)
+        if reply["parent_header"].get("msg_id") == msg_id:
             assert reply["content"]["status"] == "ok", reply["content"]
             return dict(reply["content"])
+
+
+def _execute(kc: Any, code: str, cell_id: str) -> dict[str, Any]:
+    """Run ``code`` as cell ``cell_id``, as JupyterLab does, and wait for its reply."""
+    return _reply(kc, _send(kc, code, cell_id=cell_id))
 
 
 def test_interactive_session_is_recorded_with_ids_order_and_live_sources(
@@ -110,28 +124,6 @@ def test_interactive_session_is_recorded_with_ids_order_and_live_sources(
     assert by_id["train"].execution_count == 5
     assert by_id["params"].execution_count == 2
     assert snapshot.cells[0].cell_type == "markdown"
-
-
-def _send(kc: Any, code: str, silent: bool = False, **expressions: str) -> str:
-    content = {
-        "code": code,
-        "silent": silent,
-        "store_history": not silent,
-        "user_expressions": expressions,
-        "allow_stdin": False,
-        "stop_on_error": True,
-    }
-    msg = kc.session.msg("execute_request", content)
-    kc.shell_channel.send(msg)
-    return str(msg["header"]["msg_id"])
-
-
-def _reply(kc: Any, msg_id: str) -> dict[str, Any]:
-    while True:
-        reply = kc.get_shell_msg(timeout=180)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            assert reply["content"]["status"] == "ok", reply["content"]
-            return dict(reply["content"])
 
 
 WARM = "mlflow.pyfunc skops.io mlflow.sklearn"

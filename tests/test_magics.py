@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mlnb.config import get_settings
-from mlnb.tracking._session import session
+from mlnb.tracking import session
 
 
 def _client() -> MlflowClient:
