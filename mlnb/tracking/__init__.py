@@ -15,40 +15,135 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlnb.tracking._models import LoggedModelInfo
+from mlnb._lazy import lazy_names
+from mlnb.tracking._direct import read_mlmodel
+from mlnb.tracking._models import NATIVE_FLAVORS, LoggedModelInfo, pinned_models
 from mlnb.tracking._repair import RepairReport, describe_status, repair_store
 from mlnb.tracking._session import session
 from mlnb.tracking._store import StoreStatus, check_store, ensure_store, store_path
+from mlnb.tracking._warmup import flavors_to_warm
+
+if TYPE_CHECKING:
+    from mlnb.versioning import VersionRecord
+
+if TYPE_CHECKING:
+    from mlnb.tracking._cells import CellRecorder, assigned_names, locate_notebook
+    from mlnb.tracking._cells import _papermill_input as papermill_input
+    from mlnb.tracking._client import describe_error, ensure_experiment, get_client
+    from mlnb.tracking._fluent import install as install_fluent_hooks
+    from mlnb.tracking._journal import pending_entries, unsent_runs
+    from mlnb.tracking._models import resolve_model_version
+    from mlnb.tracking._provenance import environment_info
+    from mlnb.tracking._read import (
+        MetricPoint,
+        RunSummary,
+        active_experiment,
+        active_run_id,
+        describe_run,
+        experiment_reason,
+        experiments_with_runs,
+        get_runs,
+        list_runs,
+        metric_histories,
+    )
+    from mlnb.tracking._requirements import packages_by_module
+    from mlnb.tracking._trust import serialization_of
 
 __all__ = [
+    "NATIVE_FLAVORS",
+    "CellRecorder",
     "LoggedModelInfo",
+    "MetricPoint",
     "RepairReport",
+    "RunSummary",
     "StoreStatus",
+    "active_experiment",
     "active_run",
+    "active_run_id",
+    "assigned_names",
+    "cell_running",
     "check_store",
+    "describe_error",
+    "describe_run",
     "describe_status",
     "end_run",
+    "ensure_experiment",
     "ensure_store",
+    "environment_info",
     "expect_model_files",
+    "experiment_reason",
+    "experiments_with_runs",
+    "flavors_to_warm",
     "flush",
+    "get_client",
+    "get_runs",
+    "install_fluent_hooks",
+    "lineage",
+    "list_runs",
     "load_model",
+    "locate_notebook",
     "log_artifact",
     "log_metric",
     "log_metrics",
     "log_model",
     "log_param",
     "log_params",
+    "metric_histories",
+    "packages_by_module",
+    "papermill_input",
+    "pending_entries",
+    "pinned_models",
+    "read_mlmodel",
+    "record_model",
     "repair_store",
+    "resolve_model_version",
     "seed",
+    "serialization_of",
+    "session",
     "set_tag",
     "set_tags",
     "start_run",
     "store_path",
     "sync",
+    "unsent_runs",
     "verify_model_files",
+    "version",
+    "versions",
 ]
+
+# MLflow and the notebook machinery load on first use: `import mlnb` stays light.
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "CellRecorder": "._cells",
+        "assigned_names": "._cells",
+        "locate_notebook": "._cells",
+        "papermill_input": "._cells:_papermill_input",
+        "describe_error": "._client",
+        "ensure_experiment": "._client",
+        "get_client": "._client",
+        "install_fluent_hooks": "._fluent:install",
+        "pending_entries": "._journal",
+        "unsent_runs": "._journal",
+        "resolve_model_version": "._models",
+        "environment_info": "._provenance",
+        "packages_by_module": "._requirements",
+        "MetricPoint": "._read",
+        "RunSummary": "._read",
+        "active_experiment": "._read",
+        "experiment_reason": "._read",
+        "experiments_with_runs": "._read",
+        "active_run_id": "._read",
+        "cell_running": "._read",
+        "describe_run": "._read",
+        "get_runs": "._read",
+        "list_runs": "._read",
+        "metric_histories": "._read",
+        "serialization_of": "._trust",
+    },
+)
 
 
 def start_run(
@@ -91,7 +186,7 @@ def active_run() -> Any:
     mlflow = current.loaded_mlflow()
     if mlflow is None:
         return None
-    from mlnb.tracking._session import _original
+    from mlnb.tracking._lifecycle import _original
 
     return _original(mlflow, "active_run")()
 
@@ -162,41 +257,21 @@ def log_model(
     )
     if current.recorder is not None:
         current._provenance(run, "model", name)
-    _version_model(info, registered_model_name or name, run.run_id)
+    from mlnb.tracking._versions import version_model
+
+    version_model(info, registered_model_name or name, run.run_id)
     return info
-
-
-def _version_model(info: LoggedModelInfo, name: str, run_id: str) -> None:
-    """Record the model's files by content hash (on the run, the registry version and in
-    mlnb's version records), so lineage and exports can pin it."""
-    from mlnb.tracking._writer import _warn
-    from mlnb.versioning import record_model
-
-    try:
-        record = record_model(info.model_uri, name, info.registered_model_version, run_id)
-    except Exception as exc:  # the model is logged; its hash is a bonus
-        _warn(f"could not record the content hash of model {name!r}: {exc}")
-        return
-    if record is None:
-        return
-    info.hash = record.hash
-    session().set_tags({f"mlnb.output.{record.name}"[:250]: f"{record.number} {record.hash}"})
-    if info.registered_model_name and info.registered_model_version:
-        from mlnb.config import get_settings
-        from mlnb.tracking._client import get_client
-
-        get_client(get_settings()).set_model_version_tag(
-            info.registered_model_name, info.registered_model_version, "mlnb.hash", record.hash
-        )
 
 
 def load_model(model_uri: str) -> Any:
     """Load any MLflow model URI; the native object when the flavor has one."""
     from mlnb.tracking import _client, _models
 
-    pinned = _models.PINNED.get(model_uri)
+    pinned = _models.pinned_models.get(model_uri)
     if pinned is not None:  # inside an exported service: the copy pinned by hash
-        return _models.load_model(str(pinned))
+        from mlnb.tracking._direct import load_pinned
+
+        return load_pinned(pinned, model_uri)  # by the model's library, without MLflow
     from mlnb.config import get_settings
 
     current = session()
@@ -204,7 +279,9 @@ def load_model(model_uri: str) -> Any:
     _client.configure_mlflow(get_settings())
     model = _models.load_model(model_uri)
     if current.run is not None:
-        _record_model_input(model_uri, current.run.run_id)
+        from mlnb.tracking._versions import record_model_input
+
+        record_model_input(model_uri, current.run.run_id)
     return model
 
 
@@ -228,23 +305,47 @@ def expect_model_files(folder: str | Path, record: dict[str, Any] | None) -> Non
     expect(folder, record)
 
 
-def _record_model_input(model_uri: str, run_id: str) -> None:
-    """A run that loads a registered model read it: an edge for lineage."""
-    from mlnb.config import get_settings
-    from mlnb.tracking import _models
-    from mlnb.tracking._client import get_client
-    from mlnb.versioning._core import Project
+def version(
+    obj: Any,
+    name: str | None = None,
+    *,
+    role: str = "input",
+    context: str | None = None,
+    run: bool = True,
+) -> VersionRecord:
+    """Version ``obj`` by content under ``name`` (``mlnb.versioning.add``) and attach it to
+    the active run as an ``input`` (default) or ``output``: a dataset input (inputs) and an
+    ``mlnb.<role>.<name>`` tag on the run, an edge for lineage. ``obj`` is a path to a file
+    or folder, a pandas DataFrame or Series, a numpy array, a scipy sparse matrix, a list,
+    tuple or dict of arrays, or a dict/list config; values from memory need a ``name``.
+    With ``run=True`` (default) a run is started if none is active, as for any log call."""
+    from mlnb.tracking import _versions
 
-    if not model_uri.startswith("models:/"):
-        return
-    try:
-        client = get_client(get_settings())
-        version = _models.resolve_model_version(client, model_uri)
-        digest = (version.tags or {}).get("mlnb.hash")
-        if digest:
-            Project.current().registry.add_edge(run_id, version.name, digest, "input")
-    except Exception:
-        return  # lineage of a model from elsewhere is best effort
+    return _versions.version(obj, name, role=role, context=context, run=run)
+
+
+def versions(name: str) -> list[VersionRecord]:
+    """Every version of ``name``, oldest first, each with the MLflow id of its run."""
+    from mlnb.tracking import _versions
+
+    return _versions.versions(name)
+
+
+def lineage(ref: str) -> dict[str, Any]:
+    """From a version up to the runs and versions that produced it and down to those that
+    used it, with run names from MLflow (see ``mlnb lineage --json``)."""
+    from mlnb.tracking import _versions
+
+    return _versions.lineage(ref)
+
+
+def record_model(
+    model_uri: str, name: str, registered_version: str | None, run_id: str | None
+) -> VersionRecord:
+    """Version a logged model's files by content (``mlnb.log_model`` calls it)."""
+    from mlnb.tracking import _versions
+
+    return _versions.record_model(model_uri, name, registered_version, run_id)
 
 
 def seed(value: int) -> list[str]:

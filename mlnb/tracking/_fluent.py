@@ -271,9 +271,47 @@ _REPLACEMENTS: dict[str, Callable[..., Any]] = {
 }
 
 
+def unlock_import_hook_finder() -> None:
+    """Keep MLflow's post-import-hook finder from deadlocking another thread's import.
+
+    ``mlflow.utils.import_hooks.ImportHookFinder`` (inlined from wrapt) takes MLflow's hook
+    locks in ``find_spec``, which the import system calls while it holds its global import
+    lock; ``mlflow.autolog()`` holds the same hook locks while it imports. A module imported
+    by another thread during ``mlflow.autolog()`` then deadlocks both threads (seen in a
+    kernel: the journal's sender importing ``mlnb.versioning`` beside a notebook's
+    ``mlflow.autolog()``). A module no hook waits for (nearly every import) is answered at
+    once without the locks, as the finder would answer it; the rest take them as before.
+    Idempotent."""
+    from mlflow.utils import import_hooks as hooks
+
+    finder = getattr(hooks, "ImportHookFinder", None)
+    if finder is None or getattr(finder, "_mlnb_unlocked", False):
+        return
+    for name in ("find_spec", "find_module"):
+        locked = getattr(finder, name, None)
+        if locked is None:
+            continue
+
+        def unlocked(self: Any, fullname: str, *args: Any, _locked: Any = locked, **kw: Any) -> Any:
+            if (
+                fullname not in hooks._post_import_hooks
+                and fullname not in hooks._import_error_hooks
+            ):
+                return None
+            return _locked(self, fullname, *args, **kw)
+
+        setattr(finder, name, unlocked)
+    finder._mlnb_unlocked = True
+
+
 def patch_mlflow(mlflow: ModuleType) -> None:
     """Wrap MLflow's fluent functions (idempotent)."""
     from mlflow.tracking import fluent
+
+    try:
+        unlock_import_hook_finder()
+    except Exception:  # pragma: no cover - MLflow moved its import hooks
+        pass
 
     for name in _PATCHED:
         modules: list[ModuleType] = [mlflow, fluent]

@@ -461,7 +461,7 @@ def _local_packages() -> set[str]:
 def _find_local_packages() -> set[str]:
     roots = _environment_dirs()
     local: set[str] = set()
-    for name, module in list(sys.modules.items()):
+    for name, module in sys.modules.copy().items():  # another thread may import meanwhile
         if "." in name or name in {"__main__", "mlnb"} or name in sys.stdlib_module_names:
             continue
         file = getattr(module, "__file__", None)

@@ -42,7 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Journal", "ReplayResult", "Segment", "new_local_id", "pending_entries", "recover"]
+from mlnb._ast import serialize_ast
+
+__all__ = [
+    "Journal",
+    "ReplayResult",
+    "Segment",
+    "new_local_id",
+    "pending_entries",
+    "recover",
+    "unsent_runs",
+]
 
 try:  # POSIX
     import fcntl
@@ -177,6 +187,45 @@ def pending_entries(folder: Path) -> int:
         sent = segment.sent()
         total += sum(1 for e in segment.entries() if e["id"] not in sent)
     return total
+
+
+def unsent_runs(folder: Path, uri: str) -> list[dict[str, Any]]:
+    """The runs of tracking store ``uri`` that were started (journaled in ``folder``) and not
+    yet created in the store: a first run while MLflow is still being imported, or a server
+    that is down. Each is a dict with ``run`` (its local id), ``experiment_id``,
+    ``run_name`` (None when MLflow is to choose it), ``start_time``, ``status`` and the
+    ``params``, ``metrics`` (last value) and ``tags`` journaled for it so far."""
+    runs: dict[str, dict[str, Any]] = {}
+    for segment in _segments(folder):
+        sent = segment.sent()
+        for entry in segment.entries():
+            if entry.get("uri") != uri:
+                continue
+            key = str(entry.get("run") or "")
+            if entry.get("op") == "create_run":
+                if entry["id"] in sent:
+                    continue
+                runs[key] = {
+                    "run": key,
+                    "experiment_id": str(entry.get("experiment_id") or ""),
+                    "run_name": entry.get("run_name"),  # None: MLflow names it on creation
+                    "start_time": entry.get("start_time") or entry.get("ts"),
+                    "end_time": None,
+                    "status": "RUNNING",
+                    "params": {},
+                    "metrics": {},
+                    "tags": dict(entry.get("tags") or {}),
+                }
+            elif key in runs and entry.get("op") == "log_batch":
+                run = runs[key]
+                run["params"].update({k: str(v) for k, v in entry.get("params", [])})
+                run["tags"].update({k: str(v) for k, v in entry.get("tags", [])})
+                for name, value, *_ in entry.get("metrics", []):
+                    run["metrics"][name] = value
+            elif key in runs and entry.get("op") == "set_terminated":
+                runs[key]["status"] = entry.get("status") or "FINISHED"
+                runs[key]["end_time"] = entry.get("end_time") or entry.get("ts")
+    return sorted(runs.values(), key=lambda r: -(r["start_time"] or 0))
 
 
 # -- sending ---------------------------------------------------------------------------
@@ -476,6 +525,7 @@ class Journal:
             self._fd = os.open(self.segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._size = os.fstat(self._fd).st_size
             self._sent_fh = self.segment.sent_path.open("a", encoding="utf-8")
+            serialize_ast()  # the sender imports MLflow's store beside the caller's code
             self._threads = [
                 threading.Thread(target=self._commit_loop, name="mlnb-journal", daemon=True),
                 threading.Thread(target=self._send_loop, name="mlnb-sender", daemon=True),

@@ -22,10 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlnb._pins import Pins
 from mlnb._text import first_line
 from mlnb.exceptions import ModelError
 
-__all__ = ["LoggedModelInfo", "flavor_of", "load_model", "log_model"]
+__all__ = [
+    "NATIVE_FLAVORS",
+    "LoggedModelInfo",
+    "flavor_of",
+    "load_model",
+    "log_model",
+    "pinned_models",
+    "resolve_model_version",
+]
 
 #: first module of a class in the model's MRO -> MLflow flavor module
 _FLAVOR_BY_MODULE = {
@@ -44,7 +53,7 @@ _FLAVOR_BY_MODULE = {
 }
 
 #: flavors tried, in order, when loading a model natively
-_NATIVE_FLAVORS = (
+NATIVE_FLAVORS = (
     "sklearn",
     "xgboost",
     "lightgbm",
@@ -60,9 +69,10 @@ _NATIVE_FLAVORS = (
 )
 
 
-#: model URI -> local folder; set by an exported service so that the notebook's own
-#: ``mlnb.load_model("models:/name@alias")`` loads the copy pinned (by hash) at export
-PINNED: dict[str, Any] = {}
+#: model URI -> local folder; pinned by an exported service (and the export check) so that
+#: the notebook's own ``mlnb.load_model("models:/name@alias")`` loads the copy pinned (by
+#: hash) at export: ``pinned_models.pin({...})``, or ``with pinned_models.pinned({...}):``
+pinned_models: Pins[Path] = Pins("model URI")
 
 
 @dataclass
@@ -131,9 +141,11 @@ def log_model(
     import mlflow
 
     from mlnb.tracking._formats import by_value, compact_skops_schema, plan_format
-    from mlnb.tracking._requirements import requirements_of
+    from mlnb.tracking._requirements import prime_package_map, requirements_of
 
     flavor = flavor_of(model)
+    with contextlib.suppress(Exception):  # MLflow moved its internals: it builds the map
+        prime_package_map()
     plan = plan_format(model, flavor, serialization_format, skops_trusted_types)
     module = importlib.import_module(f"mlflow.{plan.flavor}")
     if pip_requirements is not None:
@@ -157,7 +169,14 @@ def log_model(
     if registered_model_name:
         call.setdefault("await_registration_for", 60)
     try:
-        with by_value(), _quiet_pickle_warning(), compact_skops_schema():
+        # skops only when the model is saved with it: importing it walks every module of
+        # scikit-learn (seconds), which a model in another format never needs.
+        compact = compact_skops_schema() if plan.format == "skops" else contextlib.nullcontext()
+        # cloudpickle carries local code by value; the library's own format and skops
+        # never pickle, so they skip the scan of every imported module.
+        pickles = plan.flavor == "pyfunc" or plan.format not in ("native", "skops")
+        carry = by_value() if pickles else contextlib.nullcontext()
+        with carry, _quiet_pickle_warning(), compact:
             if plan.flavor == "pyfunc":
                 from mlnb.tracking._pyfunc import ObjectModel
 
@@ -241,7 +260,7 @@ def load_model(model_uri: str) -> Any:
     pin = None if is_path else pin_of(getattr(meta, "model_id", None))
     check_model_files(local, pin, model_uri)
     path = str(local)
-    for flavor in _NATIVE_FLAVORS:
+    for flavor in NATIVE_FLAVORS:
         if flavor in meta.flavors:
             try:
                 module = importlib.import_module(f"mlflow.{flavor}")

@@ -91,6 +91,15 @@ def active_run_id() -> str | None:
     return run.real if run is not None else None  # None until it exists in the store
 
 
+def cell_running() -> bool | None:
+    """Whether a cell of this kernel is executing now (None where mlnb sees no cells: no
+    ``%load_ext mlnb``). An interactive run stays open between cells; this tells whether
+    anything can be updating it."""
+    from mlnb.tracking._session import session
+
+    return session().in_cell
+
+
 def active_experiment() -> str:
     """Name of the experiment runs of this process go to: the active run's, else the
     configured one (``[tool.mlnb] experiment``, ``MLFLOW_EXPERIMENT_NAME``), else the
@@ -107,6 +116,38 @@ def active_experiment() -> str:
         except Exception as exc:
             raise _client.describe_error(exc, uri, "read the active run's experiment") from exc
     return current.settings.experiment or current._default_experiment()
+
+
+def experiment_reason() -> str:
+    """Why :func:`active_experiment` is the one it is, in words for a notebook user."""
+    from mlnb.tracking._session import session
+
+    current = session()
+    if current.run is not None:
+        return "the experiment of this kernel's run"
+    if current.settings.experiment:
+        return f"set by {current.settings.sources.get('experiment', 'the configuration')}"
+    recorder = current.recorder
+    if recorder is not None and recorder.notebook_path is not None:
+        return f"named after this notebook, {recorder.notebook_path.name}"
+    return "MLflow's default"
+
+
+def experiments_with_runs(limit: int = 5) -> list[str]:
+    """Names of the experiments of this store that hold runs, the latest updated first (at
+    most ``limit``): where else to look when an experiment has none."""
+    client, uri = _client_and_uri()
+    try:
+        found = client.search_experiments(order_by=["last_update_time DESC"], max_results=50)
+        names = []
+        for experiment in found:
+            if client.search_runs([experiment.experiment_id], max_results=1):
+                names.append(str(experiment.name))
+            if len(names) >= limit:
+                break
+    except Exception as exc:
+        raise _client.describe_error(exc, uri, "list the experiments") from exc
+    return names
 
 
 def list_runs(

@@ -5,6 +5,12 @@ flavor's defaults plus, for every top-level module the serialized model refers t
 classes and functions pickling stores by name, the types skops records), the installed
 distribution that provides it, pinned to its version (``xgboost==3.2.0``). Modules of the
 standard library, of MLflow (which pins itself) and of mlnb are left out.
+
+MLflow checks those pins against the environment with its map of every installed
+distribution's modules (``importlib.metadata.packages_distributions()``: 0.5-2 s of reading
+every RECORD file, on the first model of every process). :func:`prime_package_map` gives
+MLflow that map from a cache kept per interpreter and environment (rebuilt when a package
+is installed, upgraded or removed), so the check still runs, on the same map.
 """
 
 from __future__ import annotations
@@ -14,7 +20,48 @@ import functools
 import sys
 from collections.abc import Iterable
 
-__all__ = ["requirements_of"]
+__all__ = ["packages_by_module", "prime_package_map", "requirements_of"]
+
+
+@functools.cache
+def packages_by_module() -> dict[str, list[str]]:
+    """``importlib.metadata.packages_distributions()`` (top-level module -> the installed
+    distributions that provide it), from the cache of this interpreter and environment, or
+    read and cached. Without MLflow: the export's requirements use it too."""
+    import importlib.metadata
+
+    from mlnb.tracking._provenance import environment_cache, read_cache, write_cache
+
+    cache = environment_cache("modules")
+    cached = read_cache(cache)
+    if isinstance(cached, dict) and all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in cached.values()
+    ):
+        return cached
+    found = {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}
+    write_cache(cache, found)
+    return found
+
+
+def prime_package_map() -> None:
+    """Fill MLflow's module -> distributions map (used by its requirement checks) from the
+    cache of this environment, or build it with MLflow's own code and cache it."""
+    from mlflow.utils import requirements_utils as ru
+
+    from mlnb.tracking._provenance import environment_cache, read_cache, write_cache
+
+    if ru._MODULES_TO_PACKAGES is not None:
+        return
+    cache = environment_cache("mlflow-modules")
+    cached = read_cache(cache)
+    if isinstance(cached, dict) and all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in cached.values()
+    ):
+        ru._MODULES_TO_PACKAGES = cached  # type: ignore[assignment]  # MLflow: None until built
+        return
+    ru._init_modules_to_packages_map()
+    if ru._MODULES_TO_PACKAGES is not None:
+        write_cache(cache, {k: list(v) for k, v in ru._MODULES_TO_PACKAGES.items()})
 
 
 def requirements_of(modules: Iterable[str], base: list[str]) -> list[str]:
@@ -69,11 +116,11 @@ def _distributions_of(module: str) -> tuple[str, ...]:
     try:
         from mlflow.utils import requirements_utils as ru
 
-        ru._init_modules_to_packages_map()
+        prime_package_map()
         mapping: dict[str, list[str]] = ru._MODULES_TO_PACKAGES or {}
         return tuple(mapping.get(module, []))
     except Exception:  # pragma: no cover - MLflow moved its internals
-        return tuple(importlib.metadata.packages_distributions().get(module, []))
+        return tuple(packages_by_module().get(module, []))
 
 
 def _req_key(requirement: str) -> str:

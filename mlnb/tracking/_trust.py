@@ -42,13 +42,12 @@ def expect(folder: str | Path, record: dict[str, Any] | None) -> None:
 def serialization_of(folder: str | Path) -> dict[str, Any]:
     """The serialization a model folder's ``MLmodel`` declares: ``format``, ``flavor``,
     ``data`` (the serialized file) and, for skops, ``trusted_types`` and their hash."""
-    from mlflow.models import Model
+    from mlnb.tracking._direct import read_mlmodel
 
-    folder = Path(folder)
-    meta = Model.load(str(folder))
+    flavors: dict[str, Any] = read_mlmodel(folder)["flavors"]  # what MLflow's Model.load reads
     record: dict[str, Any] = {"format": "native", "flavor": None}
     for flavor in ("sklearn", "lightgbm"):
-        conf = meta.flavors.get(flavor)
+        conf = flavors.get(flavor)
         if conf is None:
             continue
         if conf.get("model_class", "") == "lightgbm.basic.Booster":
@@ -62,12 +61,12 @@ def serialization_of(folder: str | Path) -> dict[str, Any]:
             record["trusted_types"] = listed
             record["trusted_types_hash"] = trusted_types_hash(listed)
         return record
-    if "statsmodels" in meta.flavors:
+    if "statsmodels" in flavors:
         return {"format": "pickle", "flavor": "statsmodels"}
-    native = [f for f in meta.flavors if f != "python_function"]
+    native = [f for f in flavors if f != "python_function"]
     if native:
         return {"format": "native", "flavor": native[0]}
-    pyfunc = meta.flavors.get("python_function", {})
+    pyfunc = flavors.get("python_function", {})
     if "python_model" in pyfunc or pyfunc.get("loader_module") == "mlflow.pyfunc.model":
         return {"format": "cloudpickle", "flavor": "python_function"}
     return record

@@ -8,7 +8,6 @@ here waits for the tracking server, except :meth:`BatchWriter.flush` when asked 
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
@@ -16,18 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlnb._text import print_warning
 from mlnb.tracking import _client
 from mlnb.tracking._journal import Journal, ReplayResult, recover
 
 __all__ = ["BatchWriter", "journal_for", "recover_dead"]
 
 
-def _warn(message: str) -> None:
-    # sys.stderr (not sys.__stderr__): in a kernel it reaches the notebook.
-    try:
-        print(f"mlnb: warning: {message}", file=sys.stderr, flush=True)
-    except Exception:  # pragma: no cover - a closed stream at interpreter exit
-        pass
+_warn = print_warning
 
 
 def now_ms() -> int:

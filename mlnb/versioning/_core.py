@@ -1,16 +1,23 @@
-"""``mlnb.version`` and friends: store a file, folder, DataFrame, array or config by content,
-record it under a name, link it to the active run, restore any version."""
+"""The versioning store: a file, folder, DataFrame, array or config stored by content and
+recorded under a name (:func:`add`), the runs that read or wrote it recorded by id
+(:func:`link`), any version restored (:func:`checkout`, :func:`load`).
+
+It knows nothing of MLflow or of what a run is: run ids are names here. Attaching a version
+to the active run (``mlnb.version``) is tracking's part (``mlnb.tracking.version``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+from mlnb._pins import Pins
 from mlnb.config import Settings, get_settings
 from mlnb.exceptions import InvalidValueError, VersioningError
 from mlnb.versioning._hashing import StatCache, hash_tree
@@ -26,21 +33,30 @@ from mlnb.versioning._values import (
 )
 
 __all__ = [
-    "PINNED",
+    "ROLES",
     "GcResult",
     "Project",
+    "add",
+    "add_edge",
     "checkout",
     "gc",
+    "link",
     "load",
+    "pinned_versions",
     "record_model",
+    "recorded_run_ids",
+    "source_path",
+    "store_model",
     "version",
     "versions",
 ]
 
-#: version reference -> ``{"kind", "format", "path"}``: set by an exported service so that the
-#: notebook's own ``mlnb.load_version(ref)`` reads the copy pinned (by hash) at export
-PINNED: dict[str, dict[str, Any]] = {}
+#: version reference -> ``{"kind", "format", "path"}``: pinned by an exported service so that
+#: the notebook's own ``mlnb.load_version(ref)`` reads the copy pinned (by hash) at export
+pinned_versions: Pins[dict[str, Any]] = Pins("version reference")
 
+#: how a run used a version: it read it (``input``) or wrote it (``output``)
+ROLES = ("input", "output")
 CONFIG_SUFFIXES = {".yaml", ".yml", ".json", ".toml", ".ini", ".cfg"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
 
@@ -94,13 +110,19 @@ def _table_schema(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _run_id_for_recording(start: bool) -> str | None:
-    from mlnb.tracking._session import session
+def add(obj: Any, name: str | None = None) -> VersionRecord:
+    """Store ``obj`` by content and record it as a version of ``name``; the record of what
+    was stored. ``obj`` is a path to a file or folder, a pandas DataFrame or Series, a numpy
+    array (any dtype and shape), a scipy sparse matrix or array, a list, tuple or dict of
+    arrays (``(X, y)``), or a dict/list config; values from memory need a ``name``.
 
-    current = session()
-    if current.run is None and not start:
-        return None
-    return current.ensure_run().run_id
+    The content goes into the project's object store once, by BLAKE3 hash; the record keeps
+    size, schema (tables and arrays) and when. Nothing is linked to a run: ``mlnb.version``
+    (``mlnb.tracking.version``) stores through here and attaches the version to the run.
+    """
+    project = Project.current()
+    project.settings.home.mkdir(parents=True, exist_ok=True)
+    return _store(project, obj, name)
 
 
 def version(
@@ -111,24 +133,53 @@ def version(
     context: str | None = None,
     run: bool = True,
 ) -> VersionRecord:
-    """Version ``obj`` under ``name`` and link it to the active run as an ``input`` (default)
-    or ``output``. ``obj`` is a path to a file or folder, a pandas DataFrame or Series, a
-    numpy array (any dtype and shape), a scipy sparse matrix or array, a list, tuple or dict
-    of arrays (``(X, y)``), or a dict/list config; values from memory need a ``name``.
+    """Deprecated: ``mlnb.version`` (``mlnb.tracking.version``) stores and attaches to the
+    active run; :func:`add` only stores. Kept for one release; this forwards to
+    ``mlnb.version`` through the package root, never to tracking itself."""
+    warnings.warn(
+        "mlnb.versioning.version is deprecated: use mlnb.version (mlnb.tracking.version), "
+        "which stores the version and attaches it to the active run, or "
+        "mlnb.versioning.add, which only stores it.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import mlnb
 
-    The content goes into the project's object store once, by BLAKE3 hash; the record keeps
-    size, schema (tables and arrays), the run that created it and when. With ``run=True``
-    (default) a run is started if none is active, as for any log call.
-    """
-    if role not in {"input", "output"}:
+    record: VersionRecord = mlnb.version(obj, name, role=role, context=context, run=run)
+    return record
+
+
+def link(record: VersionRecord, run_id: str, role: str) -> VersionRecord:
+    """Record that the run ``run_id`` read (``input``) or wrote (``output``) the version;
+    the first run to see a content becomes the one that created it (``record.run_id``).
+    Run ids are names to the store: what a run is, is the tracking side's business."""
+    if role not in ROLES:
         raise InvalidValueError(f"role must be 'input' or 'output', not {role!r}.")
     project = Project.current()
-    project.settings.home.mkdir(parents=True, exist_ok=True)
-    record = _store(project, obj, name)
-    run_id = _run_id_for_recording(run)
-    if run_id is not None:
-        record = _attach(project, record, run_id, role, context)
+    if record.run_id is None:
+        project.registry.claim(record.name, record.hash, run_id)
+        record.run_id = run_id
+    project.registry.add_edge(run_id, record.name, record.hash, role)
     return record
+
+
+def add_edge(run_id: str, name: str, digest: str, role: str) -> None:
+    """Record that the run ``run_id`` read or wrote ``name`` with content ``digest`` (a
+    version recorded here, or one known only by its hash, such as a registered model's)."""
+    if role not in ROLES:
+        raise InvalidValueError(f"role must be 'input' or 'output', not {role!r}.")
+    Project.current().registry.add_edge(run_id, name, digest, role)
+
+
+def source_path(record: VersionRecord) -> Path | None:
+    """Where the version was stored from (a file or folder, absolute), or None for a value
+    from memory."""
+    return Project.current().absolute(record.path) if record.path else None
+
+
+def recorded_run_ids(prefix: str = "") -> list[str]:
+    """The run ids (starting with ``prefix``) that versions or edges name."""
+    return Project.current().registry.run_ids_like(prefix)
 
 
 def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
@@ -192,74 +243,10 @@ def _store(project: Project, obj: Any, name: str | None) -> VersionRecord:
     )
 
 
-def _attach(
-    project: Project, record: VersionRecord, run_id: str, role: str, context: str | None
-) -> VersionRecord:
-    """Link the version to the run: an edge in the registry, a dataset input (inputs) or a
-    tag (outputs) on the MLflow run, and per-cell provenance."""
-    from mlnb.tracking._session import session
-
-    current = session()
-    if record.run_id is None:
-        with project.registry._conn() as conn:  # first run to see this content creates it
-            conn.execute(
-                "UPDATE versions SET run_id = ? WHERE name = ? AND hash = ? AND run_id IS NULL",
-                (run_id, record.name, record.hash),
-            )
-        record.run_id = run_id
-    project.registry.add_edge(run_id, record.name, record.hash, role)
-    run = current.run
-    assert run is not None
-    writer = current.writer(run.uri)
-    if role == "input":
-        source = (
-            {"uri": project.absolute(record.path).as_uri()}
-            if record.path
-            else {"mlnb": f"{record.name}@{record.hash}"}
-        )
-        writer.send_or_journal(
-            {
-                "op": "log_inputs",
-                "uri": run.uri,
-                "run_id": run_id,
-                "datasets": [
-                    {
-                        "name": record.name,
-                        "digest": record.hash[:36],  # MLflow keeps 36 characters of a digest
-                        "source_type": "local" if record.path else "code",
-                        "source": json.dumps(source),
-                        "schema": json.dumps(record.schema) if record.schema else None,
-                        "profile": json.dumps(
-                            {
-                                "hash": record.hash,
-                                "hash_algorithm": "blake3",
-                                "kind": record.kind,
-                                "size": record.size,
-                                "version": record.number,
-                                **(
-                                    {"num_rows": record.schema["rows"]}
-                                    if record.schema and "rows" in record.schema
-                                    else {}
-                                ),
-                            }
-                        ),
-                        "context": context or "input",
-                    }
-                ],
-            }
-        )
-    current.set_tags({f"mlnb.{role}.{record.name}"[:250]: f"{record.number} {record.hash}"})
-    if current.recorder is not None:
-        current._provenance(run, role, f"{record.name}@{record.number}")
-    return record
-
-
 def versions(name: str) -> list[VersionRecord]:
-    """Every version of ``name``, oldest first."""
-    from mlnb.versioning._lineage import link_local_runs
-
+    """Every version of ``name``, oldest first, with the run ids recorded (``mlnb.versions``
+    first follows runs recorded under a provisional id to their final one)."""
     project = Project.current()
-    link_local_runs(project)
     records = project.registry.versions(check_version_name(name))
     if not records:
         project.registry.resolve(name)  # raises the helpful "no versions of" error
@@ -318,7 +305,7 @@ def load(ref: str) -> Any:
     cells load); in an exported service, the copy pinned at export is read instead of the
     project's."""
     sys.audit("mlnb.load_version", ref)
-    pinned = PINNED.get(ref)
+    pinned = pinned_versions.get(ref)
     if pinned is not None:
         return _content(pinned["kind"], pinned.get("format"), Path(pinned["path"]))
     project = Project.current()
@@ -345,16 +332,20 @@ def _content(kind: str, fmt: str | None, path: Path) -> Any:
     return path
 
 
-def record_model(
-    model_uri: str, name: str, registered_version: str | None, run_id: str | None
-) -> VersionRecord | None:
-    """Version a logged model's files by content; called by ``mlnb.log_model``."""
-    import mlflow
-
+def store_model(
+    folder: str | os.PathLike[str],
+    name: str,
+    *,
+    model_uri: str,
+    registered_version: str | None = None,
+    run_id: str | None = None,
+) -> VersionRecord:
+    """Version the files of a logged model (downloaded to ``folder``) by content, as kind
+    ``model``; ``model_uri`` and ``registered_version`` are kept on the record, and
+    ``run_id`` (the run that logged it) is its creator and writer."""
     project = Project.current()
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
     try:
-        digest, entries = project.store.put_tree(local, None, label=f"model {name!r}")
+        digest, entries = project.store.put_tree(Path(folder), None, label=f"model {name!r}")
     finally:
         project.cache.save()
     record = project.registry.add(
@@ -372,6 +363,30 @@ def record_model(
     if run_id is not None:
         project.registry.add_edge(run_id, record.name, record.hash, "output")
     return record
+
+
+def record_model(
+    model_uri: str, name: str, registered_version: str | None, run_id: str | None
+) -> VersionRecord | None:
+    """Deprecated: ``mlnb.tracking.record_model`` downloads any MLflow model URI and stores
+    it with :func:`store_model`. Kept for one release for models already on this machine
+    (a folder or a ``file:`` URI); the store does not read MLflow URIs itself."""
+    warnings.warn(
+        "mlnb.versioning.record_model is deprecated: use mlnb.tracking.record_model "
+        "(any model URI) or mlnb.versioning.store_model (a downloaded model folder).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    parsed = urlparse(model_uri)
+    if parsed.scheme not in ("", "file"):
+        raise VersioningError(
+            f"cannot read model {model_uri!r} here: the versioning store reads only folders; "
+            "use mlnb.tracking.record_model, which downloads it first."
+        )
+    folder = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(model_uri)
+    return store_model(
+        folder, name, model_uri=model_uri, registered_version=registered_version, run_id=run_id
+    )
 
 
 @dataclass

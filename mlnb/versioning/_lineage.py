@@ -2,17 +2,19 @@
 
 Upstream: the runs that wrote the version, the versions those runs read, and so on.
 Downstream: the runs that read it, the versions (data, models) they wrote, the runs that
-read those, and so on. Run names come from MLflow when it answers; ids otherwise.
+read those, and so on. The store knows runs by id only; a caller that knows their names
+(tracking, for ``mlnb.lineage``) passes ``run_name``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlnb.versioning._core import Project
 from mlnb.versioning._registry import VersionRecord
 
-__all__ = ["lineage", "link_local_runs", "render_lineage"]
+__all__ = ["SERVICE_PREFIX", "lineage", "render_lineage"]
 
 MAX_DEPTH = 12
 #: edges whose "run" is an exported service folder (``mlnb export``) start with this
@@ -35,75 +37,22 @@ def _version_json(record: VersionRecord) -> dict[str, Any]:
     return out
 
 
-class _Runs:
-    """Run names from MLflow, looked up once each; ids only when MLflow does not answer."""
+def lineage(ref: str, *, run_name: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """The lineage of ``ref`` as a JSON-ready dict (see ``mlnb lineage --json``).
 
-    def __init__(self) -> None:
-        self._names: dict[str, str | None] = {}
-        self._client: Any = None
-        self._down = False
-
-    def name(self, run_id: str) -> str | None:
-        if run_id.startswith(SERVICE_PREFIX):
-            return None
-        if run_id in self._names or self._down:
-            return self._names.get(run_id)
-        try:
-            if self._client is None:
-                from mlnb.tracking._client import get_client
-
-                self._client = get_client(Project.current().settings)
-            self._names[run_id] = self._client.get_run(run_id).info.run_name
-        except Exception:
-            self._names[run_id] = None
-        return self._names[run_id]
-
-
-def link_local_runs(project: Project) -> int:
-    """Give versions and edges recorded under a run's local id its MLflow id; returns how
-    many rows changed.
-
-    The tracking journal creates a run under a local id (``local-...``) and in MLflow later,
-    maybe in another process (the kernel's hand-off after it exited, ``mlnb sync``) than the
-    one that versioned data for it. The run carries the tag ``mlnb.local_id``, so whoever
-    reads versions looks the id up here. Best effort: when MLflow does not answer, the ids
-    stay local until the next read.
-    """
-    from mlnb.tracking._client import LOCAL_ID_TAG
-    from mlnb.tracking._journal import LOCAL_PREFIX
-
-    local = project.registry.run_ids_like(LOCAL_PREFIX)
-    if not local:
-        return 0
-    changed = 0
-    try:
-        from mlflow.entities import ViewType
-
-        from mlnb.tracking._client import get_client
-
-        client = get_client(project.settings)
-        experiments = [e.experiment_id for e in client.search_experiments(ViewType.ALL)]
-        for run_id in local:
-            found = client.search_runs(
-                experiments,
-                filter_string=f"tags.`{LOCAL_ID_TAG}` = '{run_id}'",
-                run_view_type=ViewType.ALL,
-                max_results=1,
-            )
-            if found:
-                changed += project.registry.rename_run(run_id, found[0].info.run_id)
-    except Exception:
-        return changed  # not created yet, or the store is unreachable: next time
-    return changed
-
-
-def lineage(ref: str) -> dict[str, Any]:
-    """The lineage of ``ref`` as a JSON-ready dict (see ``mlnb lineage --json``)."""
+    ``run_name`` gives a run's name from its id (None when it has none or is not known); the
+    store has only ids (``mlnb.lineage`` passes tracking's names, looked up in MLflow)."""
     project = Project.current()
-    link_local_runs(project)
     registry = project.registry
     root = registry.resolve(ref)
-    runs = _Runs()
+    names: dict[str, str | None] = {}
+
+    def name_of(run_id: str) -> str | None:
+        if run_name is None or run_id.startswith(SERVICE_PREFIX):
+            return None
+        if run_id not in names:
+            names[run_id] = run_name(run_id)
+        return names[run_id]
 
     def record(name: str, digest: str) -> VersionRecord:
         return registry.get(name, digest)
@@ -125,7 +74,7 @@ def lineage(ref: str) -> dict[str, Any]:
                 inputs.append(
                     {**_version_json(parent), "upstream": up(parent, depth + 1, seen | {key})}
                 )
-            out.append({"run_id": run_id, "run_name": runs.name(run_id), "read": inputs})
+            out.append({"run_id": run_id, "run_name": name_of(run_id), "read": inputs})
         return out
 
     def down(rec: VersionRecord, depth: int, seen: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -149,7 +98,7 @@ def lineage(ref: str) -> dict[str, Any]:
                 path = run_id[len(SERVICE_PREFIX) :]
                 out.append({"service": path, "run_id": run_id, "run_name": None, "wrote": []})
                 continue
-            out.append({"run_id": run_id, "run_name": runs.name(run_id), "wrote": outputs})
+            out.append({"run_id": run_id, "run_name": name_of(run_id), "wrote": outputs})
         return out
 
     start = {(root.name, root.hash)}

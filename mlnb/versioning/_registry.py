@@ -189,6 +189,16 @@ class Registry:
                 (run_id, name, digest, role, time.time()),
             )
 
+    def claim(self, name: str, digest: str, run_id: str) -> bool:
+        """``run_id`` created the version ``name``/``digest`` unless another run already
+        did (the first run to see a content is its creator); True when it is now the one."""
+        with self._conn() as conn:
+            changed = conn.execute(
+                "UPDATE versions SET run_id = ? WHERE name = ? AND hash = ? AND run_id IS NULL",
+                (run_id, name, digest),
+            )
+        return changed.rowcount > 0
+
     def rename_run(self, old: str, new: str) -> int:
         """A run recorded under the journal's local id got its MLflow id: follow it."""
         if not self.path.exists():

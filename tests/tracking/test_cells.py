@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from mlnb.tracking._cells import CellRecorder, assigned_names, locate_notebook
+from mlnb.tracking import CellRecorder, assigned_names, locate_notebook
 
 
 @pytest.mark.parametrize(

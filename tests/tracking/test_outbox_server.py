@@ -13,12 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 import mlnb
-from mlnb.tracking._journal import pending_entries
-from mlnb.tracking._session import session
+from mlnb.tracking import pending_entries, session
 from tests.conftest import reset_tracking, run_mlnb
 from tests.servers import MlflowServer, free_port, mlflow_server
-
-pytestmark = pytest.mark.slow
 
 # Set by mlnb (os.environ.setdefault) the first time it talks to a server; removed for each
 # test here so mlnb's own defaults apply and nothing leaks into later tests.

@@ -24,8 +24,7 @@ import pytest
 
 from mlnb.config import get_settings
 from mlnb.exceptions import StoreError, StoreNeedsRepairError
-from mlnb.tracking import check_store, ensure_store, repair_store, store_path
-from mlnb.tracking._client import get_client
+from mlnb.tracking import check_store, ensure_store, get_client, repair_store, store_path
 from mlnb.tracking._store import (
     HALF_MIGRATED,
     MISSING,
@@ -679,7 +678,7 @@ def test_writes_on_a_full_disk_fail_clearly_and_corrupt_nothing(
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from mlnb.tracking._client import describe_error
+    from mlnb.tracking import describe_error
 
     root = _project(small_disk)
     uri = _uri(root)

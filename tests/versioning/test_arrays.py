@@ -21,15 +21,16 @@ from mlflow import MlflowClient
 import mlnb
 from mlnb.config import get_settings
 from mlnb.exceptions import InvalidValueError, VersioningError, VersionNotFoundError
-from mlnb.versioning import checkout, gc, lineage, load, render_lineage, version, versions
-from mlnb.versioning._core import Project
+from mlnb.tracking import lineage, version, versions
+from mlnb.versioning import Project, checkout, gc, load, render_lineage
 from mlnb.versioning._store import ObjectStore
 from tests.conftest import REPO
 from tests.versioning.examples import assert_same, examples
 
 _CHECK_IN_A_FRESH_PROCESS = """
 import json
-from mlnb.versioning import load, version
+from mlnb.tracking import version
+from mlnb.versioning import load
 from tests.versioning.examples import assert_same, examples
 
 hashes = {}
@@ -179,7 +180,7 @@ def test_a_services_pinned_copies_load_as_the_versions(
 ) -> None:
     """An exported service pins what its cells load (a checkout of each version, with kind
     and format only) and ``mlnb.load_version`` reads those copies instead of the store."""
-    from mlnb.versioning._core import PINNED
+    from mlnb.versioning import pinned_versions
 
     values = {name: v for name, v in examples().items() if name in PINNED_EXAMPLES}
     pins = {}
@@ -188,9 +189,10 @@ def test_a_services_pinned_copies_load_as_the_versions(
         copy = checkout(name, project / "service" / "versions" / name)
         pins[name] = {"kind": record.kind, "format": record.meta["format"], "path": copy}
     monkeypatch.setattr(Project, "current", None)  # a service has no project to fall back on
-    for name, value in values.items():
-        monkeypatch.setitem(PINNED, name, pins[name])
-        assert_same(load(name), value, name)
+    with pinned_versions.pinned(pins):
+        for name, value in values.items():
+            assert_same(load(name), value, name)
+    assert not any(name in pinned_versions for name in pins)  # unpinned on leaving
 
 
 PINNED_EXAMPLES = ("float2d", "object-nested", "csr-array", "splits", "series-tuple-name")

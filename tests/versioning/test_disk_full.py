@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from mlnb.exceptions import DiskFullError
-from mlnb.versioning import checkout, version, versions
-from mlnb.versioning._core import Project
+from mlnb.tracking import version, versions
+from mlnb.versioning import Project, checkout
 from tests.conftest import run_mlnb
 from tests.disks import fill, small_tmpfs
 
@@ -135,6 +135,7 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
     full tmpfs (a write, and a copy), and SQLite's SQLITE_FULL (a real database limited by
     max_page_count) wrapped as libraries wrap it."""
     from mlnb import cli
+    from mlnb.cli import _project
 
     fill(small_disk)
 
@@ -154,7 +155,7 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
             conn.close()
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_status", writes_a_file)  # the folder is not known
+    monkeypatch.setattr(_project, "status", writes_a_file)  # the folder is not known
     assert cli.main(["status"]) == DiskFullError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
@@ -168,13 +169,13 @@ def test_any_command_meeting_a_full_disk_ends_in_one_line(
         shutil.copyfile(source, small_disk / "model.bin")
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_status", copies_a_file)
+    monkeypatch.setattr(_project, "status", copies_a_file)
     assert cli.main(["status"]) == DiskFullError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"mlnb: error: no space left on the disk holding {small_disk} (0 ")
     monkeypatch.chdir(small_disk)  # working on the full disk: that one is named
-    monkeypatch.setattr(cli, "_cmd_status", writes_a_database)
+    monkeypatch.setattr(_project, "status", writes_a_database)
     assert cli.main(["status"]) == DiskFullError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

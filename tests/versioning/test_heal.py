@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from mlnb.exceptions import CorruptObjectError, ObjectHealedWarning
-from mlnb.versioning import checkout, load, version
-from mlnb.versioning._core import Project
+from mlnb.tracking import version
+from mlnb.versioning import Project, checkout, load
 from tests.conftest import run_mlnb
 
 

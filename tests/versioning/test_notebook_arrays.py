@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 
 from mlnb.config import get_settings
 from mlnb.exceptions import VersionNotFoundError
-from mlnb.versioning import lineage, load, versions
+from mlnb.tracking import lineage, versions
+from mlnb.versioning import load
 from tests.conftest import run_mlnb
 from tests.test_papermill import _notebook, _only_run, _papermill
 

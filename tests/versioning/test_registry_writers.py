@@ -34,7 +34,7 @@ print("done", flush=True)
 def test_concurrent_writers_lose_no_record_and_no_update(tmp_path: Path) -> None:
     path = tmp_path / ".mlnb" / "versions.db"
     registry = Registry(path)
-    from mlnb.versioning._registry import VersionRecord
+    from mlnb.versioning import VersionRecord
 
     registry.add(VersionRecord("shared", "0" * 64, "0" * 64, "config", 1, 0.0))
     writers, count = 4, 60

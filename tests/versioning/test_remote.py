@@ -19,7 +19,8 @@ from blake3 import blake3
 
 from mlnb.config import reset_settings
 from mlnb.exceptions import ConfigError, CorruptObjectError, RemoteError
-from mlnb.versioning import checkout, load, pull, push, version, versions
+from mlnb.tracking import version, versions
+from mlnb.versioning import checkout, load, pull, push
 from tests.conftest import run_mlnb as _mlnb
 
 V1 = b"id,label\n1,cat\n2,dog\n3,bird\n"

@@ -20,8 +20,8 @@ from mlnb.exceptions import (
     VersioningError,
     VersionNotFoundError,
 )
-from mlnb.versioning import _hashing, checkout, gc, lineage, load, render_lineage, version, versions
-from mlnb.versioning._core import Project
+from mlnb.tracking import lineage, version, versions
+from mlnb.versioning import Project, _hashing, checkout, gc, load, render_lineage
 from mlnb.versioning._frames import fingerprint_dataframe
 
 
