@@ -48,7 +48,7 @@ class ResolvedModel:
 
 def _client() -> MlflowClient:
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
+    from mlnb.tracking import get_client
 
     return get_client(get_settings())
 
@@ -56,7 +56,7 @@ def _client() -> MlflowClient:
 def resolve(uri: str, client: MlflowClient | None = None) -> ResolvedModel:
     """Where ``uri`` points: a registry version (name, number, run) or a run's model."""
     from mlnb.exceptions import ModelError
-    from mlnb.tracking._models import resolve_model_version
+    from mlnb.tracking import resolve_model_version
 
     if uri.startswith("models:/"):
         try:

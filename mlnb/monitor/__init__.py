@@ -31,13 +31,21 @@ from mlnb.monitor._defaults import (
     DEFAULT_WINDOW,
     OTHER,
 )
-from mlnb.monitor._drift import DriftReport, FeatureDrift, drift_report, feature_drift
+from mlnb.monitor._drift import (
+    MIN_EFFECT_JS,
+    DriftReport,
+    FeatureDrift,
+    drift_report,
+    feature_drift,
+)
 from mlnb.monitor._online import DriftMonitor
 from mlnb.monitor._profile import FeatureProfile, Profile, find_profile, profile
 from mlnb.monitor._report import (
+    describe_drift,
     load_audit_records,
     render_html,
     report_from_dir,
+    report_from_source,
     report_from_url,
 )
 
@@ -52,12 +60,14 @@ __all__ = [
     "DEFAULT_RANGE_K",
     "DEFAULT_TOP_K",
     "DEFAULT_WINDOW",
+    "MIN_EFFECT_JS",
     "OTHER",
     "DriftMonitor",
     "DriftReport",
     "FeatureDrift",
     "FeatureProfile",
     "Profile",
+    "describe_drift",
     "drift_report",
     "feature_drift",
     "find_profile",
@@ -65,5 +75,6 @@ __all__ = [
     "profile",
     "render_html",
     "report_from_dir",
+    "report_from_source",
     "report_from_url",
 ]

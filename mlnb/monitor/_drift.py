@@ -148,6 +148,7 @@ def feature_drift(
     *,
     threshold: float | None = None,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    p_value: float | None = None,
 ) -> FeatureDrift:
     """Drift of the live ``values`` of one feature against its profile ``feature``.
 
@@ -158,11 +159,13 @@ def feature_drift(
     counts against the live counts (drifted when p < ``threshold``, default
     :data:`DEFAULT_P_VALUE`, and the JS distance is at least :data:`MIN_EFFECT_JS`); without
     scipy the JS distance (drifted above ``threshold``, default :data:`DEFAULT_JS_THRESHOLD`).
+    ``p_value``, for categories tested with chi-square, is the p-value below which they
+    drifted, ahead of ``threshold`` (it leaves numbers and the JS distance alone).
     Missing values are left out; nothing is flagged with fewer than ``min_samples`` values.
     """
     if feature.kind == "number":
         return _numeric_drift(feature, values, threshold, min_samples)
-    return _category_drift(feature, values, threshold, min_samples)
+    return _category_drift(feature, values, threshold, min_samples, p_value)
 
 
 def drift_report(
@@ -255,7 +258,11 @@ def _numeric_drift(
 
 
 def _category_drift(
-    feature: FeatureProfile, values: Any, threshold: float | None, min_samples: int
+    feature: FeatureProfile,
+    values: Any,
+    threshold: float | None,
+    min_samples: int,
+    p_value_limit: float | None = None,
 ) -> FeatureDrift:
     import numpy as np
 
@@ -280,7 +287,8 @@ def _category_drift(
         return FeatureDrift(
             feature.name, "js", js, None, limit, bool(drifted), n, expected_doc, observed_doc
         )
-    limit = DEFAULT_P_VALUE if threshold is None else threshold
+    given = p_value_limit if p_value_limit is not None else threshold
+    limit = DEFAULT_P_VALUE if given is None else given
     if n == 0 or len(keys) < 2 or not feature.categories:  # nothing to compare
         return FeatureDrift(
             feature.name, "chi2", 0.0, 1.0, limit, False, n, expected_doc, observed_doc

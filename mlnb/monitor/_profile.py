@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlnb._text import first_line, slug
+from mlnb._text import first_line, print_warning, slug
 from mlnb.exceptions import MonitorError
 from mlnb.monitor._data import to_frame
 from mlnb.monitor._defaults import DEFAULT_BINS, DEFAULT_RANGE_K, DEFAULT_TOP_K, OTHER
@@ -351,8 +351,7 @@ def _as_float(value: Any) -> float | None:
 
 def _record(result: Profile) -> None:
     """Record ``result`` on the active run (artifact, tag, version); nothing without a run."""
-    from mlnb.tracking import _writer
-    from mlnb.tracking._session import session
+    from mlnb.tracking import session
 
     current = session()
     if current.run is None:
@@ -365,11 +364,11 @@ def _record(result: Profile) -> None:
     current.log_artifact(path, ARTIFACT_DIR)
     current.set_tags({f"mlnb.profile.{file_name}"[:250]: f"{ARTIFACT_DIR}/{file_name}.json"})
     try:
-        from mlnb.versioning import version
+        from mlnb.tracking import version
 
         version(result.to_dict(), name=f"profiles/{file_name}", role="output")
     except Exception as exc:  # the profile is on the run; its version is a bonus
-        _writer._warn(f"could not version profile {result.name!r}: {first_line(exc)}")
+        print_warning(f"could not version profile {result.name!r}: {first_line(exc)}")
 
 
 def find_profile(
@@ -379,8 +378,7 @@ def find_profile(
     and present, else the first by name) and return its local path; None when the run has
     none. ``dst`` is the folder to download into (default: a cache under ``.mlnb``)."""
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
-    from mlnb.tracking._session import session
+    from mlnb.tracking import get_client, session
 
     session().flush()  # a profile just logged in this process may still be queued
     settings = get_settings()

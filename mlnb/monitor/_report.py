@@ -19,9 +19,11 @@ from mlnb.monitor._profile import Profile
 
 __all__ = [
     "AuditRecords",
+    "describe_drift",
     "load_audit_records",
     "render_html",
     "report_from_dir",
+    "report_from_source",
     "report_from_url",
 ]
 
@@ -295,7 +297,7 @@ def _svg(drift: FeatureDrift) -> str:
     return "".join(parts)
 
 
-def describe(report: DriftReport) -> list[str]:
+def describe_drift(report: DriftReport) -> list[str]:
     """One line per drifted feature, for the command line."""
     lines = []
     for name in report.drifted:
@@ -308,7 +310,7 @@ def describe(report: DriftReport) -> list[str]:
     return lines
 
 
-def read_source(
+def report_from_source(
     source: str, last: int | None = None, profile: str | Path | None = None
 ) -> tuple[DriftReport, Profile | None]:
     """A report from a service folder or a service URL (``http://`` / ``https://``)."""

@@ -4,19 +4,80 @@ ASGI server. Importable without Jupyter: an exported service needs only ``mlnb[s
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from mlnb.serve._app import ServeSettings, create_app
-from mlnb.serve._service import METADATA_FILE, Service, ServiceError, load_service
+from mlnb._lazy import lazy_names
+from mlnb.serve._app import create_app
+from mlnb.serve._service import (
+    METADATA_FILE,
+    Service,
+    ServiceError,
+    collect_endpoints,
+    load_service,
+)
+from mlnb.serve._settings import ServeSettings
+
+if TYPE_CHECKING:
+    from mlnb.serve._batching import to_list
+    from mlnb.serve._pickles import check_pickle_policy
+    from mlnb.serve._routing import fetch_model, pinned_record
+    from mlnb.serve._runners import frame_runner, typed_runner
+    from mlnb.serve._schemas import dataframe_schema_from_example, example_records, shape_of
+    from mlnb.serve._server import (
+        DEFAULT_TIMEOUT_HEADER_READ,
+        DEFAULT_TIMEOUT_KEEP_ALIVE,
+        HTTP_CHOICES,
+        MAX_DEFAULT_LIMIT,
+    )
+    from mlnb.serve._signing import sign_manifest, signing_key
 
 __all__ = [
+    "DEFAULT_TIMEOUT_HEADER_READ",
+    "DEFAULT_TIMEOUT_KEEP_ALIVE",
+    "HTTP_CHOICES",
+    "MAX_DEFAULT_LIMIT",
     "METADATA_FILE",
     "ServeSettings",
     "Service",
     "ServiceError",
+    "check_pickle_policy",
+    "collect_endpoints",
     "create_app",
+    "dataframe_schema_from_example",
+    "example_records",
+    "fetch_model",
+    "frame_runner",
     "load_service",
+    "pinned_record",
     "serve",
+    "shape_of",
+    "sign_manifest",
+    "signing_key",
+    "to_list",
+    "typed_runner",
 ]
+
+# What `mlnb export` builds a service with, loaded when it asks.
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "to_list": "._batching",
+        "check_pickle_policy": "._pickles",
+        "fetch_model": "._routing",
+        "pinned_record": "._routing",
+        "frame_runner": "._runners",
+        "typed_runner": "._runners",
+        "dataframe_schema_from_example": "._schemas",
+        "example_records": "._schemas",
+        "shape_of": "._schemas",
+        "DEFAULT_TIMEOUT_HEADER_READ": "._server",
+        "DEFAULT_TIMEOUT_KEEP_ALIVE": "._server",
+        "HTTP_CHOICES": "._server",
+        "MAX_DEFAULT_LIMIT": "._server",
+        "sign_manifest": "._signing",
+        "signing_key": "._signing",
+    },
+)
 
 log = logging.getLogger("mlnb.serve")
 
@@ -45,8 +106,6 @@ def serve(
     import uvicorn
 
     from mlnb.serve._app import configure_logging
-    from mlnb.serve._cors import cors_origins
-    from mlnb.serve._env import env_int
     from mlnb.serve._server import (
         ConnectionSettings,
         http_protocol,
@@ -55,19 +114,17 @@ def serve(
     )
 
     protocol = http_protocol(http)
-    cors_origins()  # a bad MLNB_CORS_ORIGINS fails here, not in every worker
+    # every knob read once, here: a bad value stops `mlnb serve` with one line naming it,
+    # not every worker
+    settings = ServeSettings.from_env()
     open_files = raise_open_files_limit()
-    limits = ConnectionSettings.resolve(timeout_header_read, timeout_keep_alive, limit_concurrency)
+    limits = ConnectionSettings.resolve(
+        timeout_header_read, timeout_keep_alive, limit_concurrency, settings
+    )
     os.environ["MLNB_SERVICE_DIR"] = os.path.abspath(folder)
     os.environ["MLNB_TIMEOUT_HEADER_READ"] = repr(limits.timeout_header_read)  # for workers
-    if os.environ.get("MLNB_AUDIT", "").strip().lower() not in {"0", "false", "no", "off"}:
-        from mlnb.serve._setup import audit_sync_from_env
-
-        audit_sync_from_env()  # a bad MLNB_AUDIT_SYNC: one line naming the allowed values
-        env_int("MLNB_AUDIT_MAX_BYTES", 1)
-    ServeSettings.from_env()  # a bad MLNB_MAX_BODY_BYTES or MLNB_MAX_BATCH_ROWS: one line
-    load_service(folder)  # fail here, with the reason, rather than in every worker
-    configure_logging(os.environ.get("MLNB_LOG_LEVEL", "INFO"))
+    load_service(folder, signing_key=settings.signing_key)  # fail here, not in every worker
+    configure_logging(settings.log_level)
     if limits.limit_concurrency > open_files - reserved_files(open_files):
         log.warning(
             "limit_concurrency %d leaves fewer than %d of the %d open files a worker may "

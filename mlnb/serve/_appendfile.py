@@ -30,17 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from mlnb._disk import sync_folder
+from mlnb.exceptions import AuditUnavailable
 
 __all__ = ["SYNC_MODES", "AppendFile", "AuditUnavailable", "Waiters", "parse_sync"]
 
 #: what "the record is recorded" means before an answer leaves (``MLNB_AUDIT_SYNC``)
 SYNC_MODES = ("fsync", "write", "async")
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
-
-
-class AuditUnavailable(Exception):
-    """The audit record of a request could not be written: it must not be answered as if
-    it had been recorded."""
 
 
 def parse_sync(raw: str | None) -> str:

@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 from blake3 import blake3
 
+from mlnb.exceptions import FeedbackError
 from mlnb.serve._appendfile import AppendFile, AuditUnavailable, Waiters, parse_sync
 from mlnb.serve._metrics import Metrics
 
@@ -70,14 +71,6 @@ def _line(doc: dict[str, Any]) -> bytes:
     doc["inputs_hash"] = blake3(inputs).hexdigest()
     head = orjson.dumps(doc, option=_OPTIONS, default=str)
     return head[:-1] + b',"inputs":' + inputs + b"}\n"
-
-
-class FeedbackError(Exception):
-    """A feedback label that cannot be used (unknown request id, wrong shape)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class AuditLog:

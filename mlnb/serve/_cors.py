@@ -11,20 +11,27 @@ wildcard is refused: list the origins.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from mlnb.serve._service import ServiceError
 
-__all__ = ["add_cors", "cors_origins"]
+__all__ = ["add_cors", "cors_origins", "parse_origins"]
 
 _ORIGIN = re.compile(r"^https?://[^/\s?#*]+$")
 
 
 def cors_origins(raw: str | None = None) -> list[str]:
-    """The origins of ``MLNB_CORS_ORIGINS`` (comma-separated), checked."""
-    raw = os.environ.get("MLNB_CORS_ORIGINS", "") if raw is None else raw
+    """The origins of ``raw``, else of ``MLNB_CORS_ORIGINS`` (``ServeSettings``), checked."""
+    if raw is None:
+        from mlnb.serve._settings import ServeSettings
+
+        return list(ServeSettings.from_env().cors_origins)
+    return parse_origins(raw)
+
+
+def parse_origins(raw: str) -> list[str]:
+    """The origins of a comma-separated list; one that is not an origin is a ServiceError."""
     origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
     for origin in origins:
         if not _ORIGIN.match(origin):
@@ -35,7 +42,7 @@ def cors_origins(raw: str | None = None) -> list[str]:
     return origins
 
 
-def add_cors(app: Any, origins: list[str] | None = None) -> None:
+def add_cors(app: Any, origins: list[str] | tuple[str, ...] | None = None) -> None:
     """Answer the allowed origins' preflights and calls (outermost, so a preflight, which
     carries no API key, is answered before the key is checked); nothing when none."""
     origins = cors_origins() if origins is None else origins
@@ -43,7 +50,7 @@ def add_cors(app: Any, origins: list[str] | None = None) -> None:
         return
     app.add_middleware(
         _allow_list_cors(),
-        allow_origins=origins,
+        allow_origins=list(origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
         expose_headers=["X-Request-ID"],

@@ -32,7 +32,7 @@ _FIX = "export the notebook again (mlnb export NOTEBOOK -o DIR --force)"
 def verify_inputs(folder: Path, metadata: dict[str, Any]) -> None:
     """Every pinned file and version matches the hash recorded at export (ServiceError)."""
     from mlnb.serve._service import ServiceError
-    from mlnb.versioning._hashing import hash_file, hash_tree
+    from mlnb.versioning import hash_file, hash_tree
 
     pinned = [("file", f) for f in metadata.get("files") or []]
     pinned += [("version", v) for v in metadata.get("versions") or []]
@@ -68,15 +68,19 @@ def _inside(folder: Path, entry: str, key: str) -> Path:
 def prepare_inputs(folder: Path, metadata: dict[str, Any]) -> None:
     """Check the pinned inputs, then make them what the exported code reads."""
     from mlnb.serve._service import ServiceError
-    from mlnb.versioning._core import PINNED
+    from mlnb.versioning import pinned_versions
 
     verify_inputs(folder, metadata)
-    for item in metadata.get("versions") or []:
-        PINNED[item["ref"]] = {
-            "kind": item["kind"],
-            "format": item.get("format"),
-            "path": folder / item["path"],
+    pinned_versions.pin(
+        {
+            item["ref"]: {
+                "kind": item["kind"],
+                "format": item.get("format"),
+                "path": folder / item["path"],
+            }
+            for item in metadata.get("versions") or []
         }
+    )
     workdir = metadata.get("workdir")
     if not workdir:
         return

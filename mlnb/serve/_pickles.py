@@ -48,18 +48,15 @@ _FIX_FILE = (
 def model_pickle_format(folder: Path) -> str | None:
     """The pickle-based format the model in ``folder`` is loaded from, or None when loading
     it runs no code from its files."""
-    from mlflow.models import Model
-
-    from mlnb.tracking._models import _NATIVE_FLAVORS
-    from mlnb.tracking._trust import serialization_of
+    from mlnb.tracking import NATIVE_FLAVORS, read_mlmodel, serialization_of
 
     try:
-        flavors = Model.load(str(folder)).flavors
+        flavors = read_mlmodel(folder)["flavors"]
     except Exception as exc:
         raise ServiceError(
             f"cannot read the MLmodel file of {folder} ({exc}); export the notebook again."
         ) from exc
-    native = next((f for f in _NATIVE_FLAVORS if f in flavors), None)
+    native = next((f for f in NATIVE_FLAVORS if f in flavors), None)
     if native in ("sklearn", "lightgbm"):
         fmt = str(serialization_of(folder)["format"])
         return fmt if fmt in ("pickle", "cloudpickle") else None

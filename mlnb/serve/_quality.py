@@ -11,32 +11,20 @@ The profile is the file named by ``"profile"`` in ``mlnb-service.json`` (written
   ``filled_fields`` in the answer. A column the profile does not cover stays required.
 * Range: values far outside the training range (``Profile.out_of_range``) are answered
   normally but flagged under ``out_of_range`` and counted in ``mlnb_out_of_range_total``.
-* Drift: a rolling window of the last ``MLNB_DRIFT_WINDOW`` inputs per feature; a background
-  thread compares it with the profile every ``MLNB_DRIFT_EVERY`` input rows or
-  ``MLNB_DRIFT_SECONDS`` seconds, at most once per ``MLNB_DRIFT_MIN_SECONDS`` (1) under load
-  (``mlnb.monitor.feature_drift``), sets the
-  ``mlnb_drift_statistic`` / ``mlnb_drift_detected`` gauges, and emits a ``drift`` alert
-  event when a feature crosses its threshold. ``MLNB_DRIFT=off`` disables it.
+* Drift of the live inputs is ``mlnb.monitor.DriftMonitor``'s, owned by ``_drift``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import threading
-import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlnb.serve._env import env_number
-from mlnb.serve._events import Events
-from mlnb.serve._metrics import Metrics
 from mlnb.serve._schemas import FieldRules, column_zone, normalise_datetime
 
-__all__ = ["DriftMonitor", "Quality", "load_profile"]
+__all__ = ["Quality", "load_profile"]
 
 log = logging.getLogger("mlnb.serve.quality")
 
@@ -160,122 +148,3 @@ class Quality:
                 any_flagged = True
             flagged.append(names)
         return (filled if any_filled else None), (flagged if any_flagged else None)
-
-
-class DriftMonitor:
-    """Rolling windows of live inputs per feature, checked off the request path."""
-
-    def __init__(self, profile: Any, features: list[str], metrics: Metrics, events: Events) -> None:
-        from mlnb import monitor
-
-        self.profile = profile
-        self.features = features
-        self.metrics = metrics
-        self.events = events
-        self.window = int(env_number("MLNB_DRIFT_WINDOW", monitor.DEFAULT_WINDOW))
-        self.every = int(env_number("MLNB_DRIFT_EVERY", monitor.DEFAULT_CHECK_EVERY))
-        self.seconds = env_number("MLNB_DRIFT_SECONDS", monitor.DEFAULT_CHECK_SECONDS)
-        threshold = os.environ.get("MLNB_DRIFT_THRESHOLD")
-        self.threshold = float(threshold) if threshold else None
-        self.min_gap = env_number("MLNB_DRIFT_MIN_SECONDS", 1.0)
-        # the last `window` input rows (the request path only extends it: O(1) per request)
-        self.rows: deque[dict[str, Any]] = deque(maxlen=self.window)
-        self.seen = 0
-        self._since = 0
-        self._wake = threading.Event()
-        self._stop = False
-        self.result: dict[str, Any] = {
-            "profile": getattr(profile, "name", None),
-            "n": 0,
-            "features": {},
-            "drifted": [],
-            "checked_at": None,
-            "window": self.window,
-        }
-        self._drifted: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="mlnb-drift", daemon=True)
-        self._thread.start()
-
-    def observe(self, records: list[dict[str, Any]]) -> None:
-        """Add live inputs (called on the request path, in the event loop)."""
-        self.rows.extend(records)
-        self.seen += len(records)
-        self._since += len(records)
-        if self._since >= self.every:
-            self._since = 0
-            self._wake.set()
-
-    def _run(self) -> None:
-        last_seen = -1
-        last_check = 0.0
-        while not self._stop:
-            self._wake.wait(self.seconds)
-            self._wake.clear()
-            if self._stop:
-                return
-            if self.seen == last_seen:
-                continue  # nothing new since the last check
-            gap = time.monotonic() - last_check
-            if gap < self.min_gap:  # at most one check per MLNB_DRIFT_MIN_SECONDS
-                time.sleep(self.min_gap - gap)
-            last_seen = self.seen
-            last_check = time.monotonic()
-            try:
-                self.check()
-            except Exception:
-                log.exception("the drift check failed")
-
-    def check(self) -> dict[str, Any]:
-        from mlnb.monitor import feature_drift
-
-        seen = self.seen
-        while True:
-            try:
-                rows = list(self.rows)
-                break
-            except RuntimeError:  # extended while being copied: copy again
-                continue
-        snapshot: dict[str, list[Any]] = {}
-        for name in self.features:
-            values = [v for v in (row.get(name) for row in rows) if v is not None]
-            snapshot[name] = values
-        features: dict[str, Any] = {}
-        drifted: list[str] = []
-        for name, values in snapshot.items():
-            if not values:
-                continue
-            result = feature_drift(self.profile.features[name], values, threshold=self.threshold)
-            doc = result.to_dict()
-            features[name] = doc
-            self.metrics.drift_statistic.labels(name).set(float(doc.get("statistic") or 0.0))
-            self.metrics.drift_detected.labels(name).set(1.0 if doc.get("drifted") else 0.0)
-            if doc.get("drifted"):
-                drifted.append(name)
-        n = max((len(v) for v in snapshot.values()), default=0)
-        self.metrics.drift_window.set(n)
-        newly = sorted(set(drifted) - self._drifted)
-        recovered = sorted(self._drifted - set(drifted))
-        self._drifted = set(drifted)
-        self.result = {
-            "profile": getattr(self.profile, "name", None),
-            "n": n,
-            "seen": seen,
-            "window": self.window,
-            "features": features,
-            "drifted": sorted(drifted),
-            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        if newly:
-            self.events.emit(
-                "drift",
-                f"drift detected in {', '.join(newly)} over the last {n} inputs",
-                features={f: features[f].get("statistic") for f in newly},
-                window=n,
-            )
-        if recovered:
-            log.info("drift cleared for %s", ", ".join(recovered))
-        return self.result
-
-    def close(self) -> None:
-        self._stop = True
-        self._wake.set()

@@ -14,9 +14,9 @@ import logging
 import threading
 from typing import Any
 
-from mlnb.serve._env import env_number
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
+from mlnb.serve._settings import ServeSettings
 
 __all__ = ["ResourceMonitor"]
 
@@ -24,17 +24,20 @@ log = logging.getLogger("mlnb.serve.resources")
 
 
 class ResourceMonitor:
-    def __init__(self, metrics: Metrics, events: Events) -> None:
+    def __init__(
+        self, metrics: Metrics, events: Events, settings: ServeSettings | None = None
+    ) -> None:
         import psutil
 
+        settings = settings or ServeSettings()
         self.metrics = metrics
         self.events = events
         self.process = psutil.Process()
-        self.interval = env_number("MLNB_RESOURCE_INTERVAL", 5.0) or 5.0
-        self.factor = env_number("MLNB_RSS_ALERT_FACTOR", 2.0) or 2.0
-        self.warmup = int(env_number("MLNB_WARMUP_REQUESTS", 200) or 0)
-        self.error_rate_limit = env_number("MLNB_ERROR_RATE_ALERT", 0.05)
-        latency_ms = env_number("MLNB_LATENCY_ALERT_MS", None)
+        self.interval = settings.resource_interval
+        self.factor = settings.rss_alert_factor
+        self.warmup = settings.warmup_requests
+        self.error_rate_limit: float | None = settings.error_rate_alert
+        latency_ms = settings.latency_alert_ms
         self.latency_limit = None if latency_ms is None else latency_ms / 1000
         self.baseline: int | None = None
         self.answers = 0

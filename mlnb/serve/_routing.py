@@ -1,7 +1,7 @@
 """Champion and challenger, and following a registry alias.
 
 The exported code binds its models with ``mlnb.load_model(URI)``, which inside a service
-reads ``mlnb.tracking._models.PINNED[URI]`` (a local folder checked by hash). Running the
+reads ``mlnb.tracking.pinned_models`` (URI -> a local folder checked by hash). Running the
 same code again with the first model's URI pinned to another version's files gives that
 version's endpoints: the challenger (``mlnb export --challenger URI`` or
 ``MLNB_CHALLENGER=models:/NAME@challenger``), or a new champion when the service follows an
@@ -19,7 +19,6 @@ sticky per ``X-Client-ID``; ``off`` ignores the challenger.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -34,11 +33,12 @@ from blake3 import blake3
 from mlnb._text import first_line, slug
 from mlnb.serve._runners import EndpointPlan, Slot, build_slot
 from mlnb.serve._service import Service, ServiceError, load_variant, verify_models
+from mlnb.serve._settings import ROUTING_MODES
 
 __all__ = ["MODES", "Follower", "Router", "fetch_model", "load_challenger", "pinned_record"]
 
 log = logging.getLogger("mlnb.serve.routing")
-MODES = ("off", "shadow", "canary")
+MODES = ROUTING_MODES
 
 
 def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
@@ -47,8 +47,7 @@ def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
     import mlflow
 
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
-    from mlnb.tracking._models import resolve_model_version
+    from mlnb.tracking import get_client, resolve_model_version
 
     if not uri.startswith("models:/"):
         raise ServiceError(
@@ -105,7 +104,7 @@ def pinned_record(
     its serialization (checked against the pin of when it was logged: what the service will
     trust when it loads it)."""
     from mlnb.tracking import expect_model_files, verify_model_files
-    from mlnb.versioning._hashing import hash_tree
+    from mlnb.versioning import hash_tree
 
     serialization = verify_model_files(target, resolved)
     expect_model_files(target, serialization)
@@ -268,8 +267,7 @@ class Follower:
         champion = self.router.champion
         try:
             from mlnb.config import get_settings
-            from mlnb.tracking._client import get_client
-            from mlnb.tracking._models import resolve_model_version
+            from mlnb.tracking import get_client, resolve_model_version
 
             found = resolve_model_version(get_client(get_settings()), self.uri)
             version = str(found.version)
@@ -319,17 +317,3 @@ class Follower:
 
     def close(self) -> None:
         self._stop.set()
-
-
-def env_mode(metadata: dict[str, Any]) -> tuple[str, float]:
-    mode = (os.environ.get("MLNB_ROUTING") or metadata.get("routing") or "shadow").lower()
-    if mode not in MODES:
-        log.error("MLNB_ROUTING=%r is not one of %s; using shadow", mode, ", ".join(MODES))
-        mode = "shadow"
-    raw = os.environ.get("MLNB_CANARY_WEIGHT") or str(metadata.get("canary_weight", 0.1))
-    try:
-        weight = min(1.0, max(0.0, float(raw)))
-    except ValueError:
-        log.error("MLNB_CANARY_WEIGHT=%r is not a number; using 0.1", raw)
-        weight = 0.1
-    return mode, weight

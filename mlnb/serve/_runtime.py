@@ -16,15 +16,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlnb.exceptions import NoFallback
 from mlnb.serve._audit import AuditLog
 from mlnb.serve._breaker import STATE_VALUE, Breaker
-from mlnb.serve._env import env_number
+from mlnb.serve._drift import ServiceDrift
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
-from mlnb.serve._quality import DriftMonitor, Quality
+from mlnb.serve._quality import Quality
 from mlnb.serve._resources import ResourceMonitor
 from mlnb.serve._routing import Follower, Router
 from mlnb.serve._runners import EndpointPlan, Slot
+from mlnb.serve._settings import ServeSettings
 
 __all__ = ["Fallback", "NoFallback", "Outcome", "Runtime", "is_input_error", "profile_rule"]
 
@@ -35,10 +37,6 @@ INPUT_ERRORS = (ValueError, TypeError, KeyError)
 def is_input_error(exc: BaseException) -> bool:
     """The model refused values that passed the schema: the client's error (a 422)."""
     return isinstance(exc, INPUT_ERRORS)
-
-
-class NoFallback(Exception):
-    """The breaker is open and the endpoint has no fallback: a 503."""
 
 
 @dataclass
@@ -80,8 +78,9 @@ class Runtime:
     metrics: Metrics
     events: Events
     plans: dict[str, EndpointPlan]
+    settings: ServeSettings = field(default_factory=ServeSettings)
     audit: AuditLog | None = None
-    drift: DriftMonitor | None = None
+    drift: ServiceDrift | None = None
     resources: ResourceMonitor | None = None
     follower: Follower | None = None
     breakers: dict[str, Breaker] = field(default_factory=dict)
@@ -91,6 +90,12 @@ class Runtime:
     profile_error: str | None = None
     shadow_limit: int = 4096  # requests waiting for the challenger; more are dropped
     shadow_window: float = 0.1
+    #: the share of the time the challenger may take: after a call of t seconds the next
+    #: window is at least t / shadow_share long (bigger batches, the same calls per second)
+    shadow_share: float = 0.03
+    shadow_max_window: float = 2.0  # the longest a window is stretched to
+    _shadow_delay: float = 0.0  # the next window's length (0: shadow_window)
+    _shadow_cpu: float = 0.0  # the CPU time of the challenger's calls of the last window
     _shadows: set[asyncio.Task[None]] = field(default_factory=set)
     _shadow_queue: list[tuple[str, Any, Any, dict[str, Any]]] = field(default_factory=list)
     _shadow_flush_scheduled: bool = False
@@ -111,10 +116,10 @@ class Runtime:
             else:
                 log.warning("circuit breaker of %s: %s -> %s (%s)", path, old, new, reason)
 
-        budget_ms = env_number("MLNB_LATENCY_BUDGET_MS", None)
+        budget_ms = self.settings.latency_budget_ms
         breaker = Breaker(
-            failures=int(env_number("MLNB_BREAKER_FAILURES", 5) or 5),
-            cooldown=env_number("MLNB_BREAKER_COOLDOWN_S", 10.0) or 0.0,
+            failures=self.settings.breaker_failures,
+            cooldown=self.settings.breaker_cooldown_s,
             budget=None if budget_ms is None else budget_ms / 1000,
             on_change=changed,
         )
@@ -176,7 +181,10 @@ class Runtime:
     def shadow(self, path: str, body: Any, champion_answer: Any, doc: dict[str, Any]) -> None:
         """Queue ``body`` for the challenger, off the response path. Shadow calls are
         gathered for ``MLNB_SHADOW_WINDOW_MS`` (100) and sent as one model call per endpoint,
-        so shadowing costs one extra model call per window, not per request. ``doc`` is the
+        so shadowing costs one extra model call per window, not per request; a window is
+        stretched (up to ``shadow_max_window``, 2 s) so the challenger's calls take at most
+        ``shadow_share`` (3%) of one core: a costlier call, a longer window gathering more
+        requests into it (none is left out below ``shadow_limit``). ``doc`` is the
         request's audit record (already written); once the challenger answered, a line
         ``{"kind": "shadow", "request_id": ..., "challenger": {...}}`` is added to it."""
         if self._shadow_pending >= self.shadow_limit:
@@ -190,7 +198,7 @@ class Runtime:
         if not self._shadow_flush_scheduled:
             self._shadow_flush_scheduled = True
             loop = asyncio.get_running_loop()
-            loop.call_later(self.shadow_window, self._flush_shadow)
+            loop.call_later(max(self.shadow_window, self._shadow_delay), self._flush_shadow)
 
     def _flush_shadow(self) -> None:
         self._shadow_flush_scheduled = False
@@ -213,8 +221,9 @@ class Runtime:
             if challenger is None:
                 answers = [(None, "no challenger")] * len(items)
                 return
-            run = challenger.runners[path].run
+            run = self._timed(challenger.runners[path].run)
             merged = None
+            self._shadow_cpu = 0.0
             if self.plans[path].shape.kind == "dataframe" and len(items) > 1:
                 records = [r for item in items for r in item[1]]
                 try:
@@ -234,6 +243,9 @@ class Runtime:
                         answers.append((await run_in_threadpool(run, item[1]), None))
                     except Exception as exc:
                         answers.append((None, f"{type(exc).__name__}: {exc}"))
+            # the CPU time the challenger's calls took (not their wait for the pool or the
+            # GIL: a busy machine slows both models, not the challenger's share)
+            self._shadow_delay = min(self.shadow_max_window, self._shadow_cpu / self.shadow_share)
         finally:
             self._shadow_pending -= len(items)
             latency = round((time.perf_counter() - started) * 1000, 3)
@@ -254,6 +266,18 @@ class Runtime:
                         "batch_requests": len(items),
                     },
                 )
+
+    def _timed(self, run: Any) -> Any:
+        """``run``, adding the CPU time of each call (in its thread) to ``_shadow_cpu``."""
+
+        def timed(body: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return run(body)
+            finally:
+                self._shadow_cpu += time.thread_time() - started
+
+        return timed
 
     def _record_shadow(self, doc: dict[str, Any], challenger: dict[str, Any]) -> None:
         """The challenger's side of a request, as its own line (not waited for)."""

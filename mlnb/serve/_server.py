@@ -51,10 +51,16 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
     HttpToolsProtocol = H11Protocol  # type: ignore[assignment,misc]
     HAVE_HTTPTOOLS = False
 
-from mlnb.serve._env import env_number
 from mlnb.serve._service import ServiceError
+from mlnb.serve._settings import (
+    DEFAULT_TIMEOUT_HEADER_READ,
+    DEFAULT_TIMEOUT_KEEP_ALIVE,
+    ServeSettings,
+)
 
 __all__ = [
+    "DEFAULT_TIMEOUT_HEADER_READ",  # defined with the other knobs in _settings
+    "DEFAULT_TIMEOUT_KEEP_ALIVE",
     "ConnectionSettings",
     "GuardedH11Protocol",
     "GuardedHttpToolsProtocol",
@@ -65,8 +71,6 @@ __all__ = [
 
 log = logging.getLogger("mlnb.serve")
 
-DEFAULT_TIMEOUT_HEADER_READ = 10.0
-DEFAULT_TIMEOUT_KEEP_ALIVE = 5.0
 #: at most this many connections per worker by default, fewer when open files are scarcer
 MAX_DEFAULT_LIMIT = 10_000
 #: seconds a client is told to wait (Retry-After) when the service is full
@@ -135,19 +139,16 @@ class ConnectionSettings:
         timeout_header_read: float | None = None,
         timeout_keep_alive: float | None = None,
         limit_concurrency: int | None = None,
+        settings: ServeSettings | None = None,
     ) -> ConnectionSettings:
-        """The values given, else ``MLNB_TIMEOUT_HEADER_READ``, ``MLNB_TIMEOUT_KEEP_ALIVE``
-        and ``MLNB_LIMIT_CONCURRENCY``, else the defaults; a value out of range is a
-        :class:`ServiceError` naming it."""
-        header = _pick(
-            timeout_header_read, "MLNB_TIMEOUT_HEADER_READ",
-            DEFAULT_TIMEOUT_HEADER_READ,
-        )  # fmt: skip
-        keep_alive = _pick(
-            timeout_keep_alive, "MLNB_TIMEOUT_KEEP_ALIVE",
-            DEFAULT_TIMEOUT_KEEP_ALIVE,
-        )  # fmt: skip
-        limit = _pick(limit_concurrency, "MLNB_LIMIT_CONCURRENCY", None)
+        """The values given, else ``settings`` (``MLNB_TIMEOUT_HEADER_READ``,
+        ``MLNB_TIMEOUT_KEEP_ALIVE`` and ``MLNB_LIMIT_CONCURRENCY``, read now when not
+        given), else the defaults; a value out of range is a :class:`ServiceError` naming
+        it."""
+        settings = settings or ServeSettings.from_env()
+        header = _pick(timeout_header_read, settings.timeout_header_read)
+        keep_alive = _pick(timeout_keep_alive, settings.timeout_keep_alive)
+        limit = _pick(limit_concurrency, settings.limit_concurrency)
         if header <= 0 or keep_alive <= 0:
             name, value = (
                 ("timeout-header-read", header)
@@ -162,8 +163,8 @@ class ConnectionSettings:
         return cls(header, keep_alive, int(limit) if limit is not None else default_limit())
 
 
-def _pick(given: float | None, variable: str, default: float | None) -> Any:
-    return float(given) if given is not None else env_number(variable, default)
+def _pick(given: float | None, setting: float | None) -> Any:
+    return float(given) if given is not None else setting
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,8 +181,7 @@ def _max_lingering() -> int:
 def _header_timeout_setting() -> float:
     """The header-read timeout of this process (``mlnb serve`` puts it in the environment
     its workers inherit)."""
-    value = env_number("MLNB_TIMEOUT_HEADER_READ", DEFAULT_TIMEOUT_HEADER_READ)
-    return value if value > 0 else DEFAULT_TIMEOUT_HEADER_READ
+    return ServeSettings.from_env().timeout_header_read
 
 
 def _response(status: int, reason: bytes, detail: str, *extra: bytes) -> bytes:

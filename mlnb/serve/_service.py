@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlnb.endpoints import EndpointSpec, fallback_of, spec_of
-from mlnb.exceptions import MlnbError
+from mlnb.exceptions import MlnbError, ServiceError
 
 __all__ = [
     "METADATA_FILE",
@@ -26,12 +26,6 @@ __all__ = [
 ]
 
 METADATA_FILE = "mlnb-service.json"
-
-
-class ServiceError(MlnbError):
-    """An exported service that cannot start (missing files, a model that fails its hash)."""
-
-    exit_code = 6
 
 
 @dataclass
@@ -103,7 +97,7 @@ def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]
     """Check every pinned model's files against the hashes recorded at export; loading
     them will then trust exactly the serialization recorded at export."""
     from mlnb.tracking import expect_model_files
-    from mlnb.versioning._hashing import hash_tree
+    from mlnb.versioning import hash_tree
 
     pinned: dict[str, Path] = {}
     for model in models:
@@ -128,11 +122,11 @@ def verify_models(folder: Path, models: list[dict[str, Any]]) -> dict[str, Path]
     return pinned
 
 
-def load_service(folder: str | Path) -> Service:
-    """Read ``mlnb-service.json``; check its signature (``_signing``), the pinned models'
-    hashes and the pickle policy (``_pickles``) before anything is loaded; verify the pinned
-    files and data versions, enter the service's working folder (``_files``) and run
-    ``service.py``."""
+def load_service(folder: str | Path, *, signing_key: str | None = None) -> Service:
+    """Read ``mlnb-service.json``; check its signature (``_signing``; with ``signing_key``,
+    else ``MLNB_SIGNING_KEY``), the pinned models' hashes and the pickle policy
+    (``_pickles``) before anything is loaded; verify the pinned files and data versions,
+    enter the service's working folder (``_files``) and run ``service.py``."""
     folder = Path(folder).resolve()
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
@@ -147,12 +141,12 @@ def load_service(folder: str | Path) -> Service:
     from mlnb.serve._files import prepare_inputs
     from mlnb.serve._pickles import check_pickle_policy
     from mlnb.serve._signing import check_signature
-    from mlnb.tracking import _models
+    from mlnb.tracking import pinned_models
 
-    signature = check_signature(folder, metadata)
+    signature = check_signature(folder, metadata, signing_key)
     pinned = verify_models(folder, metadata.get("models", []))
     check_pickle_policy(folder, metadata)
-    _models.PINNED.update(pinned)
+    pinned_models.pin(pinned)
     prepare_inputs(folder, metadata)
     module = load_module(folder, metadata)
     service = _service_of(folder, local_paths(metadata), module)
@@ -193,7 +187,7 @@ def load_module(
     """Run ``service.py`` as a new module. ``pinned`` (model URI -> local folder) overrides
     the pinned models while it runs: the same code bound to another model version (the
     challenger, or a new champion when the service follows an alias)."""
-    from mlnb.tracking import _models
+    from mlnb.tracking import pinned_models
 
     code_path = folder / metadata.get("code", "service.py")
     module_name = f"mlnb_service_{abs(hash(str(folder)))}"
@@ -204,9 +198,7 @@ def load_module(
         raise ServiceError(f"cannot load {code_path}; export again.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    with _EXEC_LOCK:
-        before = dict(_models.PINNED)
-        _models.PINNED.update(pinned or {})
+    with _EXEC_LOCK, pinned_models.pinned(pinned or {}):
         try:
             spec.loader.exec_module(module)
         except MlnbError:
@@ -217,9 +209,6 @@ def load_module(
             raise ServiceError(
                 f"the exported code in {code_path} failed at start-up: {type(exc).__name__}: {exc}"
             ) from exc
-        finally:
-            _models.PINNED.clear()
-            _models.PINNED.update(before)
     return module
 
 

@@ -1,30 +1,26 @@
 """Putting a service together: each endpoint's shape, batching and data-quality checks, the
 champion and the challenger, breakers, fallbacks, the audit log, drift, resource alerts and
-the alias follower, as configured by the export metadata and the environment."""
+the alias follower, as configured by the export metadata and :class:`ServeSettings`."""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlnb.serve._audit import AuditLog, parse_sync
-from mlnb.serve._env import env_int, env_number
+from mlnb.serve._audit import AuditLog
+from mlnb.serve._drift import ServiceDrift
 from mlnb.serve._events import Events
 from mlnb.serve._metrics import Metrics
-from mlnb.serve._quality import DriftMonitor, Quality, load_profile
+from mlnb.serve._quality import Quality, load_profile
 from mlnb.serve._resources import ResourceMonitor
-from mlnb.serve._routing import Follower, Router, env_mode, load_challenger
+from mlnb.serve._routing import Follower, Router, load_challenger
 from mlnb.serve._runners import EndpointPlan, Slot, build_slot
 from mlnb.serve._runtime import Fallback, Runtime, profile_rule
 from mlnb.serve._schemas import shape_of
-from mlnb.serve._service import Endpoint, Service, ServiceError
+from mlnb.serve._service import Endpoint, Service
+from mlnb.serve._settings import ServeSettings
 
-if TYPE_CHECKING:
-    from mlnb.serve._app import ServeSettings
-
-__all__ = ["audit_sync_from_env", "build_runtime"]
+__all__ = ["build_runtime"]
 
 log = logging.getLogger("mlnb.serve")
 
@@ -83,13 +79,6 @@ def _plan_endpoint(
     return plan, quality
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    return raw.strip().lower() not in {"0", "off", "false", "no"}
-
-
 def _warm_up(service: Service, plans: dict[str, EndpointPlan]) -> Any:
     """A check for a slot about to be swapped in: it answers every endpoint's example."""
 
@@ -112,20 +101,11 @@ def _warm_up(service: Service, plans: dict[str, EndpointPlan]) -> Any:
     return check
 
 
-def audit_sync_from_env() -> str:
-    """``MLNB_AUDIT_SYNC`` (``fsync`` when unset); a bad value stops the service at start-up,
-    naming the allowed values (a typo must not weaken what the answers promise)."""
-    try:
-        return parse_sync(os.environ.get("MLNB_AUDIT_SYNC"))
-    except ValueError as exc:
-        raise ServiceError(str(exc)) from None
-
-
 def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -> Runtime:
+    """Every part of the service's runtime, from its metadata and ``settings``."""
     metadata = service.metadata
-    audit_dir = Path(os.environ.get("MLNB_AUDIT_DIR") or service.folder / "audit")
-    audit_on = _flag("MLNB_AUDIT", True)
-    audit_sync = audit_sync_from_env() if audit_on else "async"
+    audit_dir = settings.audit_dir or service.folder / "audit"
+    audit_on = settings.audit
     events = Events(metrics, audit_dir / "events.jsonl" if audit_on else None)
     profile, profile_error = load_profile(service.folder, metadata)
     plans: dict[str, EndpointPlan] = {}
@@ -134,20 +114,19 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
         metrics=metrics,
         events=events,
         plans=plans,
+        settings=settings,
         profile=profile,
         profile_error=profile_error,
     )
-    holder.shadow_window = env_number("MLNB_SHADOW_WINDOW_MS", 100) / 1000
+    holder.shadow_window = settings.shadow_window_ms / 1000
     for endpoint in service.endpoints:
         plan, quality = _plan_endpoint(service, endpoint, settings, metrics, holder)
         plans[endpoint.path] = plan
         if quality is not None:
             holder.qualities[endpoint.path] = quality
     champion = build_slot(service, "champion", plans)
-    mode, weight = env_mode(metadata)
-    challenger, challenger_error = load_challenger(
-        service, plans, os.environ.get("MLNB_CHALLENGER") or None
-    )
+    mode, weight = settings.routing_for(metadata)
+    challenger, challenger_error = load_challenger(service, plans, settings.challenger)
     holder.router = Router(champion, challenger, mode, weight, challenger_error)
     for endpoint in service.endpoints:
         holder.add_breaker(endpoint.path)
@@ -169,22 +148,23 @@ def build_runtime(service: Service, settings: ServeSettings, metrics: Metrics) -
         )
     if audit_on:
         try:
-            max_bytes = env_int("MLNB_AUDIT_MAX_BYTES", 64 * 1024 * 1024)
-            holder.audit = AuditLog(audit_dir, metrics, max_bytes, audit_sync)
+            holder.audit = AuditLog(
+                audit_dir, metrics, settings.audit_max_bytes, settings.audit_sync
+            )
         except OSError as exc:
             log.error(
                 "the audit log is off: cannot write in %s (%s); set MLNB_AUDIT_DIR", audit_dir, exc
             )
             events.path = None
-    if profile is not None and _flag("MLNB_DRIFT", True):
+    if profile is not None and settings.drift:
         features = sorted({f for q in holder.qualities.values() for f in q.features})
         if features:
-            holder.drift = DriftMonitor(profile, features, metrics, events)
-    if _flag("MLNB_RESOURCES", True):
-        holder.resources = ResourceMonitor(metrics, events)
-    follow = os.environ.get("MLNB_FOLLOW") or metadata.get("follow")
+            holder.drift = ServiceDrift(profile, features, settings, metrics, events)
+    if settings.resources:
+        holder.resources = ResourceMonitor(metrics, events, settings)
+    follow = settings.follow or metadata.get("follow")
     if follow and follow.lower() not in {"off", "0", "none"}:
-        interval = env_number("MLNB_FOLLOW_INTERVAL", 5)
+        interval = settings.follow_interval
         holder.follower = Follower(
             holder.router,
             plans,

@@ -34,7 +34,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlnb.serve._service import METADATA_FILE, ServiceError
+from mlnb.exceptions import SignatureError
+from mlnb.serve._service import METADATA_FILE
 
 __all__ = ["ENV_KEY", "SignatureError", "check_signature", "sign_manifest", "signing_key"]
 
@@ -48,13 +49,12 @@ _FIX = "export the notebook again with MLNB_SIGNING_KEY set (mlnb export NOTEBOO
 log = logging.getLogger("mlnb.serve")
 
 
-class SignatureError(ServiceError):
-    """The export's signature is missing, does not match, or does not cover its files."""
+def signing_key(raw: str | None = None) -> bytes | None:
+    """``raw`` (else ``MLNB_SIGNING_KEY``, what ``mlnb export`` signs with) as bytes, or
+    None when unset or empty. A service takes it from ``ServeSettings.signing_key``."""
+    from mlnb.config import env_str
 
-
-def signing_key() -> bytes | None:
-    """``MLNB_SIGNING_KEY`` as bytes, or None when unset or empty."""
-    raw = os.environ.get(ENV_KEY)
+    raw = env_str(ENV_KEY) if raw is None else raw
     if raw is None or not raw.strip():
         return None
     return raw.encode("utf-8", "surrogateescape")
@@ -89,7 +89,7 @@ def _ignored(relative: Path, listed_models: set[str]) -> bool:
 def folder_files(folder: Path, listed_models: set[str]) -> dict[str, str]:
     """BLAKE3 of every file in ``folder`` by POSIX path (the manifest itself, runtime
     folders and bytecode caches left out)."""
-    from mlnb.versioning._hashing import hash_file
+    from mlnb.versioning import hash_file
 
     found: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
@@ -112,11 +112,14 @@ def sign_manifest(manifest: dict[str, Any], folder: Path, key: bytes) -> dict[st
     return signed
 
 
-def check_signature(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Verify the export's signature as the module docstring says; the state for
-    ``/version``: ``{"signed", "verified", "key_id"}``. Raises SignatureError."""
+def check_signature(
+    folder: Path, manifest: dict[str, Any], raw_key: str | None = None
+) -> dict[str, Any]:
+    """Verify the export's signature as the module docstring says (with ``raw_key``, else
+    ``MLNB_SIGNING_KEY``); the state for ``/version``: ``{"signed", "verified", "key_id"}``.
+    Raises SignatureError."""
     signature = manifest.get("signature")
-    key = signing_key()
+    key = signing_key(raw_key)
     signed = isinstance(signature, dict)
     state: dict[str, Any] = {
         "signed": signed,

@@ -20,7 +20,6 @@ PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 MODEL = "breast-cancer-classifier"
 
 
-@pytest.mark.slow
 def test_train_notebook_writes_the_holdout_the_gates_use(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -167,3 +167,54 @@ def test_render_html_has_a_plot_for_every_feature(prof: Profile) -> None:
     assert render_html(report.to_dict()).count("<svg ") == 4  # from the JSON body too
     small = render_html(drift_report(prof, _live(81, 20, shift=3.0)))
     assert small.count("too few values (&lt; 100)") == 3 and "Drifted: <b>none</b>" in small
+
+
+def test_monitor_thresholds_keep_their_meaning_per_kind(prof: Profile) -> None:
+    """``threshold`` is the PSI of numbers only, ``p_value`` the chi-square p-value of
+    categories only: a p-value given to numbers (or a PSI to categories) would be nonsense."""
+    moved = _live(90, shift=0.5)
+    moved["color"] = np.where(np.arange(len(moved)) % 3 == 0, "blue", moved["color"])
+    records = moved.to_dict("records")
+    default = DriftMonitor(prof, check_every=10**9, check_seconds=3600)
+    default.observe(records)
+    base = default.check()
+    assert {"x", "color"} <= set(base.drifted)
+    strict = DriftMonitor(prof, threshold=5.0, p_value=1e-300, check_every=10**9)
+    strict.observe(records)
+    report = strict.check()
+    assert report.features["x"].threshold == 5.0 and "x" not in report.drifted
+    assert report.features["color"].method == "chi2"
+    assert report.features["color"].threshold == 1e-300 and "color" not in report.drifted
+    assert report.features["y"].threshold == 5.0  # numbers: PSI, never the p-value
+    loose = DriftMonitor(prof, p_value=0.5, check_every=10**9)
+    loose.observe(records)
+    assert loose.check().features["x"].threshold == DEFAULT_PSI_THRESHOLD
+
+
+def test_monitor_watches_a_subset_and_lists_what_had_no_value(prof: Profile) -> None:
+    monitor = DriftMonitor(prof, features=["x", "color"], check_every=10**9)
+    monitor.observe([{"x": 1.0, "y": 2.0}] * 3)
+    report = monitor.check()
+    assert list(report.features) == ["x"] and report.absent == ["color"] and report.n == 3
+    with pytest.raises(ValueError, match=r"features not in profile 'training': z"):
+        DriftMonitor(prof, features=["x", "z"])
+
+
+def test_monitor_checks_in_the_background_when_due(prof: Profile) -> None:
+    import threading
+
+    reports: list[DriftReport] = []
+    done = threading.Event()
+
+    def on_check(report: DriftReport) -> None:
+        reports.append(report)
+        done.set()
+
+    monitor = DriftMonitor(prof, check_every=50, check_seconds=3600, min_seconds=0.0)
+    monitor.start(on_check)
+    try:
+        monitor.observe(_live(91, 60).to_dict("records"))
+        assert done.wait(60), "no check within 60 s of 60 inputs (check_every=50)"
+    finally:
+        monitor.close()
+    assert reports[0].n == 60 and monitor.last is reports[0]

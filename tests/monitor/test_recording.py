@@ -4,6 +4,8 @@ exported service."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,9 @@ from sklearn.datasets import load_breast_cancer
 import mlnb
 from mlnb.config import get_settings
 from mlnb.exceptions import MonitorError
-from mlnb.export import export_notebook
+from mlnb.export import ExportResult, export_notebook
 from mlnb.monitor import Profile, find_profile
-from tests.serving import MODEL_NAME, SERVE_CELLS, write_notebook
+from tests.serving import MODEL_NAME, SERVE_CELLS, project_at, write_notebook
 
 
 def _client() -> MlflowClient:
@@ -54,7 +56,7 @@ def test_profile_is_recorded_on_the_active_run_and_found_again(project: Path) ->
     found = find_profile(run_id)
     assert found is not None and found.name == "breast-cancer.json"
     assert Profile.load(found) == prof
-    from mlnb.versioning import versions
+    from mlnb.tracking import versions
 
     (record,) = versions("profiles/breast-cancer")
     assert record.run_id == run_id and record.kind == "config"
@@ -86,10 +88,25 @@ def test_find_profile_prefers_the_one_named_like_the_model(project: Path) -> Non
     assert named is not None and list(Profile.load(named).features) == ["b"]
 
 
-def test_export_copies_the_model_runs_profile(project: Path) -> None:
-    _train_and_register("bc")
-    notebook = write_notebook(project / "serve.ipynb", *SERVE_CELLS)
-    result = export_notebook(notebook, project / "svc", verify=False)
+@dataclass
+class Profiled:
+    root: Path  # the project
+    result: ExportResult  # of `serve.ipynb` exported to root / "svc"
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Profiled]:
+    """A project whose model `bc` was trained in a run that recorded the profile "bc", and
+    the service exported from it (without the verified start): trained and exported once
+    for the tests that only read them."""
+    with project_at(tmp_path_factory.mktemp("profiled") / "project") as root:
+        _train_and_register("bc")
+        notebook = write_notebook(root / "serve.ipynb", *SERVE_CELLS)
+        yield Profiled(root, export_notebook(notebook, root / "svc", verify=False))
+
+
+def test_export_copies_the_model_runs_profile(profiled: Profiled) -> None:
+    project, result = profiled.root, profiled.result
     assert result.metadata["profile"] == "profile.json"
     meta = json.loads((project / "svc" / "mlnb-service.json").read_text())
     assert meta["profile"] == "profile.json"
@@ -137,15 +154,13 @@ def test_profile_magic_records_the_variable(shell: Any, capsys: pytest.CaptureFi
     assert "%mlnb profile" in shell.find_line_magic("mlnb").__doc__
 
 
-def test_report_of_a_real_service_fed_shifted_inputs(project: Path) -> None:
+def test_report_of_a_real_service_fed_shifted_inputs(profiled: Profiled) -> None:
     import time
 
     from tests.conftest import run_mlnb
     from tests.serving import running_service
 
-    _train_and_register("bc")
-    notebook = write_notebook(project / "serve.ipynb", *SERVE_CELLS)
-    export_notebook(notebook, project / "svc", verify=False)
+    project = profiled.root
     X = load_breast_cancer(as_frame=True).data
     env = {"MLNB_DRIFT_EVERY": "50", "MLNB_DRIFT_SECONDS": "0.5"}
     with running_service(project / "svc", project / "serve.log", **env) as service:

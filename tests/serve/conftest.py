@@ -82,7 +82,7 @@ def set_alias(alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
+    from mlnb.tracking import get_client
 
     client: MlflowClient = get_client(get_settings())
     client.set_registered_model_alias(MODEL_NAME, alias, version)

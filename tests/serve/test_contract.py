@@ -344,7 +344,7 @@ def test_every_status_answered_is_documented_with_the_error_schema(
 def test_a_model_that_configures_strict_itself_is_validated_as_it_says() -> None:
     from pydantic import BaseModel, ConfigDict, ValidationError
 
-    from mlnb.serve._schemas import shape_of
+    from mlnb.serve import shape_of
 
     class Lax(BaseModel):
         model_config = ConfigDict(strict=False)

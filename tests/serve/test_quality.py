@@ -160,6 +160,26 @@ def test_unshifted_inputs_do_not_drift(safe: Safe) -> None:
     assert drift["drifted"] == []
 
 
+def test_the_drift_threshold_is_the_psi_of_numbers(safe: Safe) -> None:
+    """``MLNB_DRIFT_THRESHOLD`` reaches the numbers' PSI check (the service runs
+    ``mlnb.monitor.DriftMonitor``); ``MLNB_DRIFT_P_VALUE`` is for categories only."""
+    env = {
+        "MLNB_DRIFT_WINDOW": "200",
+        "MLNB_DRIFT_EVERY": "50",
+        "MLNB_DRIFT_SECONDS": "0.2",
+        "MLNB_DRIFT_THRESHOLD": "0.3",
+        "MLNB_DRIFT_P_VALUE": "0.01",
+    }
+    with app_client(safe.folder, **env) as client:
+        for rows in _training_rows(100, {}):
+            assert client.post("/predict", json={"records": rows}).is_success
+        drift = _drift_over(client, 100)
+        monitor = client.app.state.runtime.drift.monitor
+    assert (monitor.threshold, monitor.p_value) == (0.3, 0.01)
+    assert drift["n"] == 100 and drift["features"]
+    assert {(f["method"], f["threshold"]) for f in drift["features"].values()} == {("psi", 0.3)}
+
+
 def _audit_lines(folder: Path) -> list[dict[str, Any]]:
     lines = []
     for path in sorted((folder / "audit").glob("predictions-*.jsonl")):

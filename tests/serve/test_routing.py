@@ -63,6 +63,44 @@ def test_shadow_answers_with_the_champion_and_logs_the_challenger(
     assert agree + disagree == 5
 
 
+def test_a_costly_challenger_stretches_the_shadow_window_and_loses_no_request(
+    safe: Safe, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit"
+    with app_client(safe.folder, MLNB_AUDIT_DIR=str(audit)) as client:
+        runtime = client.app.state.runtime
+
+        def shadowed(n: int) -> list[dict[str, Any]]:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                runtime.audit.flush()
+                lines = [r for r in _records(audit) if r["kind"] == "shadow"]
+                if len(lines) >= n:
+                    return lines
+                time.sleep(0.05)
+            raise AssertionError(f"fewer than {n} shadow lines within 30 s")
+
+        # a share the challenger's CPU time always exceeds: the window is stretched to the
+        # longest one, so the next requests all wait for one challenger call
+        runtime.shadow_share = 1e-12
+        runtime.shadow_max_window = 10.0
+        client.post("/predict", json=safe.body(2))
+        shadowed(1)
+        assert runtime._shadow_delay == 10.0
+        answers = [client.post("/predict", json=safe.body(2)) for _ in range(4)]
+        lines = shadowed(5)[1:]
+        assert {r["request_id"] for r in lines} == {a.json()["request_id"] for a in answers}
+        assert all(r["challenger"]["error"] is None for r in lines)
+        # one call for requests 2 to 5 (sent well within the 10 s window)
+        assert {r["challenger"]["batch_requests"] for r in lines} == {4}
+        # a generous share: the window is the configured one, the delay the CPU time / share
+        runtime.shadow_share = 1e6
+        runtime._shadow_delay = 0.0  # not the 10 s the last call left
+        client.post("/predict", json=safe.body(1))
+        shadowed(6)
+        assert 0 < runtime._shadow_delay < runtime.shadow_window
+
+
 def test_a_canary_challenger_that_fails_hands_the_request_to_the_champion(safe: Safe) -> None:
     env = {"MLNB_ROUTING": "canary", "MLNB_CANARY_WEIGHT": "1", "MLNB_AUDIT": "off"}
     with app_client(safe.folder, **env) as client:

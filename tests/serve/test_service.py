@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -241,11 +242,26 @@ def test_concurrent_requests_are_micro_batched_and_answered_in_order(
     assert single < calls, "no model call merged more than one request"
 
 
-def test_api_key(exported: Path, tmp_path: Path) -> None:
-    with (
-        running_service(exported, tmp_path / "log", MLNB_API_KEY="s3cret") as secured,
-        secured.client() as client,
-    ):
+@pytest.fixture(scope="module")
+def secured(
+    exported: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], RunningService]]:
+    """``secured(key)``: the service started with ``MLNB_API_KEY=key``, once per key for the
+    module (the tests send it requests only)."""
+    started: dict[str, RunningService] = {}
+    with contextlib.ExitStack() as stack:
+
+        def start(key: str) -> RunningService:
+            if key not in started:
+                log = tmp_path_factory.mktemp("secured") / "service.log"
+                started[key] = stack.enter_context(running_service(exported, log, MLNB_API_KEY=key))
+            return started[key]
+
+        yield start
+
+
+def test_api_key(exported: Path, secured: Callable[[str], RunningService]) -> None:
+    with secured("s3cret").client() as client:
         body = _example(exported)
         assert client.post("/predict", json=body).status_code == 401
         assert client.post("/predict", json=body, headers={"X-API-Key": "nope"}).status_code == 401
@@ -260,12 +276,9 @@ def test_api_key(exported: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("configured", ["s3cret", "clé-ü"])
 def test_any_api_key_header_is_a_401_or_a_200_never_a_500(
-    exported: Path, tmp_path: Path, configured: str
+    exported: Path, secured: Callable[[str], RunningService], configured: str
 ) -> None:
-    with (
-        running_service(exported, tmp_path / "log", MLNB_API_KEY=configured) as secured,
-        secured.client() as client,
-    ):
+    with secured(configured).client() as client:
         body = _example(exported)
         for sent in (b"\xe9", b"\xff\xfe", "clé".encode(), b"", b"s3cret\xe9"):
             for header in ("X-API-Key", "Authorization") if sent else ("X-API-Key",):
