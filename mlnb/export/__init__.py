@@ -57,9 +57,9 @@ def export_notebook(
     ``confine`` is a folder the files the exported cells read must lie in (after following
     symlinks) to be copied into the service, besides the project (JupyterLab passes its
     server root); a read outside raises :class:`~mlnb.exceptions.OutsideReadError`."""
-    from mlnb.export._build import build_service, replace_folder
-    from mlnb.export._verify import check_parity, run_example
-    from mlnb.serve._service import METADATA_FILE
+    from mlnb.export._build import build_service, code_imports, replace_folder
+    from mlnb.export._verify import SERVE_MODULES, ParityRun, Verifier
+    from mlnb.serve import METADATA_FILE
 
     if routing is not None and routing not in ("shadow", "canary", "off"):
         raise NotebookError(f"routing {routing!r} is not shadow, canary or off.")
@@ -80,7 +80,13 @@ def export_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     # absolute: the check runs the cells in the notebook's folder, which a relative -o misses
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent)).resolve()
+    # the check's fresh process and the parity run start now: their imports and the
+    # notebook's run overlap the writing of the folder (they are stopped if it fails)
+    verifier = Verifier() if verify else None
+    parity_run = ParityRun(plan.path.resolve()) if parity else None
     try:
+        if verifier is not None:
+            verifier.warm([*SERVE_MODULES, *code_imports(plan.code)])
         serving = {
             "challenger": challenger,
             "routing": routing,
@@ -88,13 +94,26 @@ def export_notebook(
             "follow": follow,
         }
         limit = Path(confine) if confine is not None else None
-        metadata = build_service(plan, staging, profile, serving, allow_pickle, confine=limit)
-        answers = run_example(staging, metadata) if verify else {}
-        matched = check_parity(plan.path, answers) if parity else None
+        metadata = build_service(
+            plan,
+            staging,
+            profile,
+            serving,
+            allow_pickle,
+            confine=limit,
+            warm=verifier.warm if verifier is not None else None,
+        )
+        answers = verifier.run(staging, metadata) if verifier is not None else {}
+        matched = parity_run.compare(answers) if parity_run is not None else None
         replace_folder(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if verifier is not None:
+            verifier.close()
+        if parity_run is not None:
+            parity_run.close()
     _record_service(output, metadata)
     return ExportResult(output, metadata, answers, matched)
 
@@ -102,9 +121,8 @@ def export_notebook(
 def _record_service(folder: Path, metadata: dict[str, Any]) -> None:
     """Lineage: the service reads the model versions pinned in it."""
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
-    from mlnb.versioning._core import Project
-    from mlnb.versioning._lineage import SERVICE_PREFIX
+    from mlnb.tracking import get_client
+    from mlnb.versioning import SERVICE_PREFIX, Project
 
     registry = Project.current().registry
     try:

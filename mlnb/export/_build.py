@@ -11,7 +11,9 @@ import platform
 import shutil
 import sys
 import time
+import traceback
 import types
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,17 @@ from blake3 import blake3
 from mlnb._text import first_line, slug
 from mlnb._version import __version__
 from mlnb.exceptions import NotebookError
-from mlnb.export._plan import EXAMPLE_TAG, ExportPlan
+from mlnb.export._plan import EXAMPLE_TAG, ExportCell, ExportPlan
 from mlnb.export._reads import ReadTrace, check_folder, pin_reads, scan_literals
 
-__all__ = ["build_service"]
+__all__ = ["build_service", "code_imports", "loader_modules"]
 
 
 def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
     """Resolve each model URI to a concrete version and copy it under ``folder/model``."""
     import mlflow
 
-    from mlnb.serve._routing import fetch_model, pinned_record
+    from mlnb.serve import fetch_model, pinned_record
 
     pinned: list[dict[str, Any]] = []
     for uri in plan.model_uris:
@@ -53,61 +55,111 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
     return pinned
 
 
+#: serialization format or flavor of a pinned model -> the module its loader imports
+_LOADERS = {
+    "skops": "skops.io",
+    "cloudpickle": "cloudpickle",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "sklearn": "sklearn",
+}
+
+
+def loader_modules(models: list[dict[str, Any]]) -> list[str]:
+    """The modules the service imports to load ``models`` (pinned-model records)."""
+    found: list[str] = []
+    for model in models:
+        record = model.get("serialization") or {}
+        for key in (record.get("format"), record.get("flavor")):
+            module = _LOADERS.get(str(key))
+            if module and module not in found:
+                found.append(module)
+    return found
+
+
+def code_imports(code: str) -> list[str]:
+    """The modules ``code`` imports unconditionally at start-up (its top-level ``import``
+    statements, in order): what the service imports anyway when it runs the code."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    return list(dict.fromkeys(_imported(tree.body)))
+
+
+def _imported(nodes: Iterable[ast.AST]) -> Iterator[str]:
+    """The absolute module names the ``import`` statements among ``nodes`` import."""
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
 def _evaluate(
     plan: ExportPlan, folder: Path, models: list[dict[str, Any]], trace: ReadTrace | None = None
 ) -> tuple[dict[str, Any], Any]:
     """Run the exported cells (models from the pinned copies; in the notebook's folder, what
     they read recorded by ``trace``) and the example cell."""
-    from mlnb.tracking import _models
+    from mlnb.tracking import pinned_models
 
-    before = dict(_models.PINNED)
-    _models.PINNED.update({m["uri"]: folder / m["path"] for m in models})
     module = types.ModuleType("mlnb_export_check")
     namespace = vars(module)
     namespace["__name__"] = "mlnb_export_check"
     sys.modules["mlnb_export_check"] = module
-    try:
+    with pinned_models.pinned({m["uri"]: folder / m["path"] for m in models}):
         with check_folder(plan.path.resolve().parent), trace or contextlib.nullcontext():
             for cell in plan.exported:
                 if trace is not None:
-                    trace.cell = cell.label
+                    trace.cell, trace.index = cell.label, cell.index
                 try:
-                    exec(compile(cell.source, f"<{cell.label}>", "exec"), namespace)
+                    exec(compile(cell.source, f"<{cell.number}>", "exec"), namespace)
                 except Exception as exc:
                     raise NotebookError(
-                        f"{cell.label} (tagged mlnb:export) failed when run on its own: "
-                        f"{type(exc).__name__}: {exc}. The service runs only exported cells, "
-                        "in notebook order; tag what it needs."
+                        f"{_raised(exc, cell)} when the export check ran the cells tagged "
+                        "mlnb:export on their own, in notebook order (as the service does): "
+                        "tag the cells this one needs mlnb:export, or make it need none.",
+                        cell=cell.index,
                     ) from exc
         examples: dict[str, Any] = {}
         if plan.example is not None:
             scope = dict(namespace)
             try:
-                exec(compile(plan.example.source, f"<{plan.example.label}>", "exec"), scope)
+                exec(compile(plan.example.source, f"<{plan.example.number}>", "exec"), scope)
             except Exception as exc:
                 raise NotebookError(
-                    f"{plan.example.label} (tagged {EXAMPLE_TAG}) failed: {type(exc).__name__}: "
-                    f"{exc}. Make it self-contained (its own imports, literal values)."
+                    f"{_raised(exc, plan.example)} (tagged {EXAMPLE_TAG}) after the exported "
+                    "cells: make it self-contained (its own imports, literal values).",
+                    cell=plan.example.index,
                 ) from exc
             if not any(k == "example" or k.startswith("example_") for k in scope):
                 raise NotebookError(
                     f"{plan.example.label} is tagged {EXAMPLE_TAG} but does not set a variable "
                     "named `example` (a DataFrame, a dict or a list of dicts; `example_NAME` for "
-                    "the endpoint function NAME)."
+                    "the endpoint function NAME).",
+                    cell=plan.example.index,
                 )
             examples = {
                 k: v for k, v in scope.items() if k == "example" or k.startswith("example_")
             }
-    finally:
-        _models.PINNED.clear()
-        _models.PINNED.update(before)
     return namespace, examples
+
+
+def _raised(exc: BaseException, cell: ExportCell) -> str:
+    """``NameError: name 'X' is not defined, raised at line 2 of cell 7 [5] "..."``: the
+    cause first, then where (the deepest line of the cell in the traceback)."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == f"<{cell.number}>":
+            line = frame.lineno
+    at = f"at line {line} of " if line else "by "
+    return f"{type(exc).__name__}: {first_line(exc)}, raised {at}{cell.label}"
 
 
 def _example_doc(name: str, example: Any) -> dict[str, Any]:
     import pandas as pd
 
-    from mlnb.serve._schemas import example_records
+    from mlnb.serve import example_records
 
     if isinstance(example, pd.DataFrame) or (
         isinstance(example, list) and all(isinstance(r, dict) for r in example)
@@ -124,8 +176,7 @@ def _example_doc(name: str, example: Any) -> dict[str, Any]:
 def describe_endpoints(
     namespace: dict[str, Any], examples: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    from mlnb.serve._schemas import dataframe_schema_from_example, shape_of
-    from mlnb.serve._service import ServiceError, collect_endpoints
+    from mlnb.serve import ServiceError, collect_endpoints, dataframe_schema_from_example, shape_of
 
     try:
         endpoints = collect_endpoints(namespace)
@@ -169,9 +220,7 @@ def call_examples(
 ) -> None:
     """Answer each endpoint's example here, traced, so files read at request time are pinned
     too. A failure is left for the service check to report, with the service's log."""
-    from mlnb.serve._runners import frame_runner, typed_runner
-    from mlnb.serve._schemas import shape_of
-    from mlnb.serve._service import collect_endpoints
+    from mlnb.serve import collect_endpoints, frame_runner, shape_of, typed_runner
 
     functions = {e.path: e.function for e in collect_endpoints(namespace)}
     with check_folder(plan.path.resolve().parent), trace:
@@ -180,6 +229,7 @@ def call_examples(
             if not example:
                 continue
             trace.cell = f"{item['function']}() answering the example"
+            trace.index = None
             try:
                 if item["kind"] == "dataframe":
                     columns = [c["name"] for c in item["schema"]["columns"]]
@@ -200,7 +250,7 @@ def pin_inputs(
 
     settings = get_settings()
     cwd = plan.path.resolve().parent
-    cells = [(c.label, c.source) for c in plan.exported]
+    cells = [(c.label, c.source, c.index) for c in plan.exported]
     scan_literals(cells, trace, str(settings.root), str(cwd))
     ignore = [folder.resolve(), settings.home]
     return pin_reads(trace, folder, settings.root, cwd, ignore, confine)
@@ -208,13 +258,10 @@ def pin_inputs(
 
 def requirements(code: str, models: list[dict[str, Any]], folder: Path) -> list[str]:
     """Pinned versions of what the code imports and what the models need."""
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module.split(".")[0])
-    by_module = importlib.metadata.packages_distributions()
+    modules = {name.split(".")[0] for name in _imported(ast.walk(ast.parse(code)))}
+    from mlnb.tracking import packages_by_module
+
+    by_module = packages_by_module()
     pins: dict[str, str] = {"mlnb": f"mlnb[serve]=={__version__}"}
     for module in sorted(modules):
         for dist in by_module.get(module, []):
@@ -265,7 +312,7 @@ def service_code(plan: ExportPlan) -> str:
         "import mlnb  # noqa: F401  (mlnb.load_model loads the models pinned in ./model)\n",
     ]
     for cell in plan.exported:
-        parts.append(f"# %% [{cell.label}] mlnb:export\n{cell.source.rstrip()}\n")
+        parts.append(f"# %% [{cell.number}] mlnb:export\n{cell.source.rstrip()}\n")
     return "\n".join(parts)
 
 
@@ -299,7 +346,7 @@ def pin_challenger(
 ) -> dict[str, Any]:
     """Copy the challenger (a ``models:/`` URI) next to the champion, pinned by hash, and
     check that the exported cells run with it in place of the first model."""
-    from mlnb.serve._routing import fetch_model
+    from mlnb.serve import fetch_model
 
     if not models:
         raise NotebookError(
@@ -326,8 +373,7 @@ def check_pickles(
 ) -> None:
     """The service's pickle policy (``mlnb.serve._pickles``), applied at export: refuse
     what the service would refuse, before the exported cells load it."""
-    from mlnb.serve._pickles import check_pickle_policy
-    from mlnb.serve._service import ServiceError
+    from mlnb.serve import ServiceError, check_pickle_policy
 
     try:
         check_pickle_policy(folder, {**metadata, "allow_pickle": allow_pickle}, models)
@@ -350,12 +396,14 @@ def build_service(
     serving: dict[str, Any] | None = None,
     allow_pickle: bool = False,
     confine: Path | None = None,
+    warm: Callable[[list[str]], None] | None = None,
 ) -> dict[str, Any]:
     """Write the service into ``folder`` (which must be empty or missing); files are copied
     only from the project, and from under ``confine`` when given. Pickled models and files
     are refused unless ``allow_pickle``; with ``MLNB_SIGNING_KEY`` set, the manifest is
-    signed (``mlnb.serve._signing``)."""
-    from mlnb.serve._signing import sign_manifest, signing_key
+    signed (``mlnb.serve._signing``). ``warm`` is told, once the models are pinned, the
+    modules their loaders import (the export check's process imports them meanwhile)."""
+    from mlnb.serve import sign_manifest, signing_key
 
     if profile is not None:
         from mlnb.monitor import Profile
@@ -364,6 +412,8 @@ def build_service(
     folder.mkdir(parents=True, exist_ok=True)
     models = pin_models(plan, folder)
     check_pickles(folder, allow_pickle, models)
+    if warm is not None:
+        warm(loader_modules(models))
     trace = ReadTrace()
     namespace, examples = _evaluate(plan, folder, models, trace)
     endpoints, example_doc = describe_endpoints(namespace, examples)

@@ -93,6 +93,7 @@ class Read:
     path: str  # absolute, symbolic links kept (followed only to decide what may be copied)
     given: str  # as the code spelled it
     cell: str  # the cell that read it
+    index: int | None = None  # its position among the notebook's cells, from 0
 
 
 @dataclass
@@ -103,6 +104,7 @@ class ReadTrace:
     written: set[str] = field(default_factory=set)
     versions: dict[str, str] = field(default_factory=dict)  # ref -> cell
     cell: str = ""  # the cell running now
+    index: int | None = None  # its position among the notebook's cells, from 0
     _others: set[int | None] | None = None  # threads that were there before the first run
 
     def __enter__(self) -> ReadTrace:
@@ -136,7 +138,7 @@ class ReadTrace:
         ):
             self.written.add(path)
         else:
-            self.reads[path] = Read(path, given, self.cell)
+            self.reads[path] = Read(path, given, self.cell, self.index)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -215,10 +217,10 @@ def _literals(source: str) -> list[str]:
     ]
 
 
-def scan_literals(cells: list[tuple[str, str]], trace: ReadTrace, root: str, cwd: str) -> None:
-    """Existing project files named by the code (label, source per cell) count as read; an
-    absolute path into the project is refused (it cannot follow the service folder)."""
-    for label, source in cells:
+def scan_literals(cells: list[tuple[str, str, int]], trace: ReadTrace, root: str, cwd: str) -> None:
+    """Existing project files named by the code (label, source, position per cell) count as
+    read; an absolute path into the project is refused (it cannot follow the service folder)."""
+    for label, source, index in cells:
         for text in _literals(source):
             path = os.path.normpath(os.path.join(cwd, text))
             if os.path.isabs(text) and _under(path, root) and root != os.sep:
@@ -227,10 +229,11 @@ def scan_literals(cells: list[tuple[str, str]], trace: ReadTrace, root: str, cwd
                     f"{label} names {text!r}, a path inside the project spelled from the "
                     "filesystem's root; the service runs from its own folder (copied "
                     "anywhere, or in the Docker image), where that path does not exist. Use "
-                    f"the path relative to the notebook's folder: {relative!r}."
+                    f"the path relative to the notebook's folder: {relative!r}.",
+                    cell=index,
                 )
             if path not in trace.reads and path not in trace.written and os.path.isfile(path):
-                trace.reads[path] = Read(path, text, label)
+                trace.reads[path] = Read(path, text, label, index)
 
 
 def pin_reads(
@@ -249,7 +252,7 @@ def pin_reads(
     when given) both as the code named it and after following symlinks; otherwise nothing is
     copied and :class:`~mlnb.exceptions.OutsideReadError` names each such read and the file
     it leads to (``confined`` when some lie outside ``confine``)."""
-    from mlnb.versioning._hashing import hash_file
+    from mlnb.versioning import hash_file
 
     root_text = str(root)
     limits = [_Limit(root_text, False)]
@@ -316,7 +319,7 @@ def _project_modules(trace: ReadTrace, root: str, prefixes: list[str], limit: st
     ``src/pkg/mod.py``). One loaded from elsewhere in the project is not this export's: a
     cell that imports it fails the export check, which runs from a copy."""
     bases: set[str] = set()
-    for name, module in list(sys.modules.items()):
+    for name, module in sys.modules.copy().items():  # another thread may import meanwhile
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or name in ("__main__", "mlnb_export_check"):
             continue
@@ -386,6 +389,7 @@ def _outside_error(
         folder=limit.folder,
         reads=reads,
         confined=limit.confined,
+        cell=chosen[0][0].index,
     )
 
 
@@ -393,9 +397,7 @@ def _pin_version(ref: str, cell: str, folder: Path) -> dict[str, Any]:
     """Restore the version ``ref`` names under ``folder/versions/`` (what the service's
     ``mlnb.load_version(ref)`` returns), with its hash."""
     from mlnb._text import slug
-    from mlnb.versioning import checkout
-    from mlnb.versioning._core import Project
-    from mlnb.versioning._hashing import hash_file, hash_tree
+    from mlnb.versioning import Project, checkout, hash_file, hash_tree
 
     record = Project.current().registry.resolve(ref)
     suffix = {"dataframe": ".parquet", "config": ".json"}.get(record.kind, "")

@@ -45,7 +45,7 @@ def code_hash(notebook: Path) -> str:
 
 def input_hashes(paths: dict[str, Path], cache: Any) -> dict[str, str | None]:
     """Content hash of each input (None when it does not exist)."""
-    from mlnb.versioning._hashing import hash_tree
+    from mlnb.versioning import hash_tree
 
     out: dict[str, str | None] = {}
     for name, path in paths.items():

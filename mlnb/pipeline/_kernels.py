@@ -25,17 +25,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlnb._net import PORT_RACE_ATTEMPTS, lost_port_race
+from mlnb.exceptions import KernelStartError
+
 __all__ = ["KernelPool", "KernelStartError", "prepare_kernel", "start_kernel"]
 
 # Imported in a warm kernel while it waits: what `%load_ext mlnb`, its first write and the
-# end of its run load.
-WARM_IMPORTS = ("mlnb.magics", "mlnb.tracking._session", "mlflow", "nbformat")
+# end of its run load. Not nbformat: mlnb in a kernel does without it, and its import
+# (jsonschema, which builds rfc3987-syntax's grammar) cost 3.5 s of CPU per kernel here,
+# taken from the steps running beside it on a 2-core machine.
+WARM_IMPORTS = ("mlnb.magics", "mlnb.tracking", "mlflow")
 START_TIMEOUT = 60.0
-PORT_RACE_ATTEMPTS = 4
-
-
-class KernelStartError(RuntimeError):
-    """A kernel that did not start or did not answer."""
 
 
 _import_lock = threading.Lock()
@@ -76,7 +76,7 @@ def start_kernel(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
             said = _kernel_log(km)
             shutdown(km, now=True)
             _close_log(km)
-            if "Address already in use" in said and attempt < PORT_RACE_ATTEMPTS:
+            if lost_port_race(said) and attempt < PORT_RACE_ATTEMPTS:
                 continue
             detail = f"; it said: {said.strip()[-400:]}" if said.strip() else ""
             raise KernelStartError(f"the kernel {name!r} did not start: {exc}{detail}") from None
@@ -101,12 +101,14 @@ def _wait_for_ready(km: Any, kc: Any) -> None:
                 raise KernelStartError(f"it did not answer in {START_TIMEOUT:.0f} s") from None
 
 
-def _launch(name: str, cwd: Path, env: Mapping[str, str]) -> Any:
+def _launch(name: str, cwd: Path, env: Mapping[str, str], **manager: Any) -> Any:
+    """A started ``AsyncKernelManager`` for kernel ``name`` (``manager``: more of its
+    options, e.g. ``shell_port``), its output kept in a temporary file, not shown."""
     import_jupyter_client()
     from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import AsyncKernelManager
 
-    km = AsyncKernelManager(kernel_name=name)
+    km = AsyncKernelManager(kernel_name=name, **manager)
     # The kernel's own output (warnings, teardown noise) is not the user's terminal; what a
     # notebook prints is in its output notebook.
     log = tempfile.TemporaryFile(prefix="mlnb-kernel-")  # noqa: SIM115 (lives with km)

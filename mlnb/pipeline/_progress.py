@@ -18,7 +18,7 @@ from typing import TextIO
 
 from mlnb._text import first_code_line
 
-__all__ = ["STATES", "StepEvent", "TerminalProgress"]
+__all__ = ["STATES", "Events", "StepEvent", "TerminalProgress"]
 
 STATES = ("queued", "running", "cached", "done", "failed", "skipped", "retrying")
 
@@ -30,9 +30,13 @@ class StepEvent:
     elapsed: float  # seconds since the pipeline run started
     cell: str | None = None  # the running cell: "3/7 model.fit(X, y)"
     message: str | None = None  # for people: "done in 3.2 s", "FAILED: cell In [3] ..."
+    run_id: str | None = None  # the step's MLflow run (running, cached, done, failed)
+    notebook: str | None = None  # its executed notebook, once written (cached, done, failed)
 
 
 EventHandler = Callable[[StepEvent], None]
+#: a line of progress for people (``run_pipeline(report=print)``)
+Report = Callable[[str], None]
 
 
 def cell_label(index: int, total: int, source: str) -> str:
@@ -118,3 +122,42 @@ class TerminalProgress:
         with self._lock:
             self._clear_status()
             self.stream.flush()
+
+
+class Events:
+    """A run's events, given to every handler: ``on_event`` (each :class:`StepEvent`) and
+    ``report`` (as lines); with neither, to a :class:`TerminalProgress` of its own. Elapsed
+    times count from when this is made. Called as ``events(step, state, cell, message)``,
+    the shape :func:`mlnb.pipeline._step.run_step` reports in, from any thread."""
+
+    def __init__(self, on_event: EventHandler | None, report: Report | None) -> None:
+        self.handlers: list[EventHandler] = []
+        self.terminal: TerminalProgress | None = None
+        if on_event is not None:
+            self.handlers.append(on_event)
+        if report is not None:
+            self.handlers.append(TerminalProgress(report, live=False))
+        if not self.handlers:
+            self.terminal = TerminalProgress()
+            self.handlers.append(self.terminal)
+        self.started = time.perf_counter()
+
+    def __call__(
+        self,
+        step: str,
+        state: str,
+        cell: str | None = None,
+        message: str | None = None,
+        *,
+        run_id: str | None = None,
+        notebook: str | None = None,
+    ) -> None:
+        elapsed = time.perf_counter() - self.started
+        event = StepEvent(step, state, elapsed, cell, message, run_id, notebook)
+        for handler in self.handlers:
+            handler(event)
+
+    def close(self) -> None:
+        """Stop the terminal's status line, if this made one."""
+        if self.terminal is not None:
+            self.terminal.close()

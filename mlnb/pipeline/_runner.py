@@ -5,271 +5,359 @@ Every step is an MLflow run nested under one pipeline run; the kernel's mlnb (``
 mlnb``) writes into it through ``MLNB_RUN_ID``. Executed notebooks are kept in
 ``.mlnb/runs/<pipeline run id>/<step>.ipynb``; source notebooks are never modified. The state
 of the last run of each step (fingerprint, its parts, outputs' hashes, run id, status) is
-kept in ``.mlnb/pipelines/<name>.json``.
+kept in ``.mlnb/pipelines/<name>.json`` (:mod:`mlnb.pipeline._state`).
+
+:func:`run_pipeline` reads as four named steps:
+
+- **plan** (:func:`plan_run`): load and check the pipeline, give each step its params, pick
+  the steps to consider (all, ``only``, or ``from_step`` and what depends on it) and those
+  forced; a step taken as it is must have a successful run to build on.
+- **decide** (:meth:`_Run.consider`): a step whose needs are done is skipped (an upstream
+  step failed), taken as it is (:func:`mlnb.pipeline._cache.decide` finds no reason to run
+  it), or run.
+- **submit** (:meth:`_Run.submit`): its nested MLflow run is made, the next kernels are
+  started ahead, and the step goes to the executor (:mod:`mlnb.pipeline._executors`).
+- **record** (:meth:`_Run.record`): the step's result, its MLflow run ended, its declared
+  outputs hashed (a missing one fails the step), its state saved, its event given.
+
+Guarantees: the MLflow side (and its ~2 s import) is touched only when a step has to run,
+so a pipeline whose steps are all up to date answers at once; a step's state is saved as
+soon as it ends; the executor, the kernels started ahead and the terminal display are
+closed before this returns or raises; a failed step raises :class:`PipelineFailed` once
+every step that could still run has run, naming the first failure and the fix
+(``mlnb pipeline resume``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlnb.config import get_settings
-from mlnb.pipeline._fingerprint import code_hash, fingerprint, input_hashes
+from mlnb.exceptions import PipelineFailed
+from mlnb.pipeline._cache import Decision, StepKeys, decide
+from mlnb.pipeline._executors import Executor, get_executor
 from mlnb.pipeline._kernels import KernelPool, kernel_env
-from mlnb.pipeline._progress import EventHandler, StepEvent, TerminalProgress
+from mlnb.pipeline._params import effective_params, parse_overrides
+from mlnb.pipeline._progress import EventHandler, Events, Report
 from mlnb.pipeline._spec import Pipeline, PipelineError, Step, load_pipeline, topological_order
-from mlnb.pipeline._step import StepResult, kernel_name, load_papermill, run_step
+from mlnb.pipeline._state import PipelineResult, PipelineState, pipeline_status, record_run
+from mlnb.pipeline._step import StepResult, kernel_name, load_papermill, own_process, run_step
 
-__all__ = ["PipelineResult", "StepResult", "parse_overrides", "pipeline_status", "run_pipeline"]
+__all__ = [
+    "PipelineFailed",
+    "PipelineResult",
+    "Plan",
+    "StepResult",
+    "own_process",
+    "parse_overrides",
+    "pipeline_status",
+    "plan_run",
+    "run_pipeline",
+]
 
-Report = Callable[[str], None]
+
+def run_pipeline(
+    path: str | Path | Pipeline,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    force: bool = False,
+    only: str | None = None,
+    from_step: str | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    report: Report | None = None,
+    on_event: EventHandler | None = None,
+    warm_kernels: bool | None = None,
+) -> PipelineResult:
+    """Run the pipeline; see the module docstring. ``executor`` is ``local`` (threads here)
+    or ``dask://HOST:PORT`` (tasks of a Dask distributed cluster), or another executor
+    registered in :data:`mlnb.pipeline.executors`.
+
+    Progress goes to ``on_event`` (a :class:`StepEvent` per change, cells included) and, as
+    lines, to ``report``; with neither, to the terminal. ``warm_kernels`` (default on, or
+    ``MLNB_PIPELINE_WARM_KERNELS``) starts the next step's fresh kernel while a step runs.
+    ``path`` may also be a :class:`Pipeline` already loaded (and checked) by the caller, so
+    what runs is what was checked, even if the file changes meanwhile."""
+    plan = plan_run(path, overrides, force=force, only=only, from_step=from_step, workers=workers)
+    runner = get_executor(executor, workers)  # an address that does not answer fails here
+    try:
+        plan.take_the_rest()
+    except PipelineError:
+        runner.close()
+        raise
+    run = _Run(plan, runner, _warm(warm_kernels), on_event, report)
+    try:
+        while run.pending or run.running:
+            for step in list(run.pending):
+                run.consider(step)  # decide, then submit
+            if run.running:
+                for future in runner.wait(run.running):
+                    run.record(future)
+    finally:
+        run.close()
+    return run.finish()
 
 
 @dataclass
-class PipelineResult:
-    name: str
-    run_id: str | None
-    folder: Path
-    steps: dict[str, StepResult] = field(default_factory=dict)
+class Plan:
+    """What one run of a pipeline considers: the steps in order, their params, the names
+    of those it may run (``selected``) and of those it runs whatever the cache says."""
 
-    @property
-    def ok(self) -> bool:
-        return all(s.status in {"ok", "cached"} for s in self.steps.values())
+    pipeline: Pipeline
+    params: dict[str, dict[str, Any]]
+    order: list[Step]
+    selected: set[str]
+    forced: set[str]
+    keys: StepKeys
+
+    def take_the_rest(self) -> None:
+        """Steps not selected are taken as they are: each must have a successful run to
+        build on, whose fingerprint the selected steps that need it are keyed on."""
+        for name in {s.name for s in self.order} - self.selected:
+            last = self.keys.state.step(name)
+            if last.get("status") != "ok":
+                raise PipelineError(
+                    f"step {name!r} has no successful run to build on; run the whole "
+                    "pipeline first."
+                )
+            self.keys.fingerprints[name] = last["fingerprint"]
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    """``-p step.key=value`` (value read as YAML, as papermill's -y does)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        target, sep, raw = item.partition("=")
-        step, dot, key = target.partition(".")
-        if not sep or not dot or not step or not key:
-            raise PipelineError(
-                f"-p {item!r} is not STEP.KEY=VALUE, e.g. -p train.n_estimators=200"
+def plan_run(
+    path: str | Path | Pipeline,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    force: bool = False,
+    only: str | None = None,
+    from_step: str | None = None,
+    workers: int = 1,
+) -> Plan:
+    """The :class:`Plan` of :func:`run_pipeline` with these arguments; raises
+    :class:`PipelineError` for a bad pipeline, param, step name or number of workers."""
+    pipeline = path if isinstance(path, Pipeline) else load_pipeline(path)
+    params = effective_params(pipeline, overrides or {})
+    order = topological_order(pipeline)
+    if workers < 1:
+        raise PipelineError("--workers must be at least 1.")
+    selected = {s.name for s in order}
+    forced: set[str] = set(selected) if force else set()
+    if only:
+        pipeline.step(only)
+        selected, forced = {only}, {only}
+    elif from_step:
+        pipeline.step(from_step)
+        selected = {from_step} | _descendants(pipeline, from_step)
+        forced = set(selected)
+    keys = StepKeys(pipeline, params, PipelineState(pipeline))
+    return Plan(pipeline, params, order, selected, forced, keys)
+
+
+def _warm(warm_kernels: bool | None) -> bool:
+    if warm_kernels is not None:
+        return warm_kernels
+    from mlnb.config import env_flag
+
+    return env_flag("MLNB_PIPELINE_WARM_KERNELS", True, error=PipelineError)
+
+
+class _Run:
+    """One run of a :class:`Plan` on an executor: the steps pending and running, the
+    kernels started ahead, the MLflow runs (made on first need) and the result so far."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        executor: Executor,
+        warm: bool,
+        on_event: EventHandler | None,
+        report: Report | None,
+    ) -> None:
+        self.plan = plan
+        self.executor = executor
+        self.project_root = get_settings().root
+        self.pool: KernelPool | None = None
+        if not executor.remote:
+            env = kernel_env(self.project_root)
+            self.pool = KernelPool(plan.pipeline.root, env, warm=warm, spares=executor.workers)
+        self.tracker: _Tracker | None = None
+        self.result = PipelineResult(plan.pipeline.name, None, get_settings().home / "runs")
+        self.events = Events(on_event, report)
+        self.pending = [s for s in plan.order if s.name in plan.selected]
+        self.running: dict[Future[StepResult], tuple[Step, Decision]] = {}
+        self.started_at = time.time()
+
+    def runs(self) -> _Tracker:
+        """The pipeline's MLflow runs, made the first time a step has to run."""
+        if self.tracker is None:
+            self.tracker = _Tracker(self.plan.pipeline)
+            self.result.run_id = self.tracker.run_id
+            self.result.folder = get_settings().home / "runs" / self.tracker.run_id
+            self.result.folder.mkdir(parents=True, exist_ok=True)
+        return self.tracker
+
+    def consider(self, step: Step) -> None:
+        """A pending step: skipped if a step it needs failed, left pending while one is not
+        done or every worker is busy, else decided: taken as it is, or submitted."""
+        needs = [self._status_of(n) for n in step.needs]
+        if any(s in {"failed", "skipped"} for s in needs):
+            self.pending.remove(step)
+            self.result.steps[step.name] = StepResult(
+                step.name, "skipped", error="an upstream step failed"
             )
-        out.setdefault(step, {})[key] = yaml.safe_load(raw)
-    return out
-
-
-def _parameters(notebook: Path) -> set[str] | None:
-    """Names the notebook's `parameters` cell sets (None when it has no such cell)."""
-    from mlnb.tracking._cells import assigned_names
-
-    doc = json.loads(notebook.read_text(encoding="utf-8"))
-    for cell in doc.get("cells", []):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = cell.get("source", "")
-            return set(assigned_names("".join(source) if isinstance(source, list) else source))
-    return None
-
-
-def _effective_params(
-    pipeline: Pipeline, overrides: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    names = {s.name for s in pipeline.steps} | {s.name.split("[")[0] for s in pipeline.steps}
-    unknown_steps = sorted(set(overrides) - names)
-    if unknown_steps:
-        raise PipelineError(
-            f"-p names the step {unknown_steps[0]!r}, which {pipeline.name!r} does not have."
+            self.events(step.name, "skipped", message="skipped (an upstream step failed)")
+            self._no_kernel_for(step)
+            return
+        if any(s is None for s in needs) or len(self.running) >= self.executor.workers:
+            return
+        self.pending.remove(step)
+        decision = decide(self.plan.keys, step, forced=step.name in self.plan.forced)
+        if not decision.cached:
+            self.submit(step, decision)
+            return
+        run_id, notebook = decision.last.get("run_id"), decision.last.get("notebook")
+        self.result.steps[step.name] = StepResult(
+            step.name, "cached", decision.fingerprint, run_id, notebook=notebook
         )
-    params: dict[str, dict[str, Any]] = {}
-    for step in pipeline.steps:
-        base = step.name.split("[")[0]  # a grid step takes its base step's overrides
-        grid = {k: v for k, v in step.params.items() if k in _grid_keys(step.name)}
-        values = {**step.params, **_nested(step, pipeline, overrides.get(base, {})), **grid}
-        if values:
-            declared = _parameters(pipeline.path(step.notebook))
-            if declared is None:
-                raise PipelineError(
-                    f"step {step.name!r} gives params ({', '.join(sorted(values))}) but "
-                    f"{step.notebook} has no cell tagged `parameters`; tag the cell that sets "
-                    "their defaults."
-                )
-            extra = sorted(set(values) - declared)
-            if extra:
-                raise PipelineError(
-                    f"step {step.name!r}: {extra[0]!r} is not a parameter of {step.notebook} "
-                    f"(its parameters cell sets {', '.join(sorted(declared)) or 'nothing'})."
-                )
-        params[step.name] = values
-    return params
+        self.events(
+            step.name,
+            "cached",
+            message=f"up to date (run {run_id})",
+            run_id=run_id,
+            notebook=notebook,
+        )
+        self._no_kernel_for(step)
 
+    def _status_of(self, name: str) -> str | None:
+        """A needed step's status this run: None while it has not ended (a step not
+        selected is taken as it is: ok)."""
+        if name in self.result.steps:
+            return self.result.steps[name].status
+        return "ok" if name not in self.plan.selected else None
 
-def _nested(step: Any, pipeline: Pipeline, given: dict[str, Any]) -> dict[str, Any]:
-    """``-p train.params.n_estimators=50``: one key of a dict parameter, merged into its value
-    in pipeline.yaml or, else, its default in the notebook's `parameters` cell."""
-    out = {k: v for k, v in given.items() if "." not in k}
-    for key, value in given.items():
-        if "." not in key:
-            continue
-        name, *path = key.split(".")
-        if name not in out:
-            base = step.params.get(name)
-            if base is None:
-                base = _default(pipeline.path(step.notebook), name)
-            if not isinstance(base, dict):
-                raise PipelineError(
-                    f"-p {step.name}.{key}: {name!r} is not a dict parameter of "
-                    f"{step.notebook} (its default must be a literal dict, e.g. "
-                    f"{name} = {{'n_estimators': 100}})."
-                )
-            out[name] = json.loads(json.dumps(base))  # a copy, nested dicts included
-        target = out[name]
-        for part in path[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise PipelineError(f"-p {step.name}.{key}: {part!r} is not a dict.")
-        target[path[-1]] = value
-    return out
+    def _no_kernel_for(self, step: Step) -> None:
+        if self.pool is not None:
+            self.pool.drop()  # one kernel fewer is needed
 
-
-def _default(notebook: Path, name: str) -> Any:
-    """The literal default of ``name`` in the notebook's `parameters` cell, or None."""
-    import ast
-
-    doc = json.loads(notebook.read_text(encoding="utf-8"))
-    for cell in doc.get("cells", []):
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        source = cell.get("source", "")
-        try:
-            tree = ast.parse("".join(source) if isinstance(source, list) else source)
-        except SyntaxError:
-            return None
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in node.targets
-            ):
-                try:
-                    return ast.literal_eval(node.value)
-                except ValueError:
-                    return None
-    return None
-
-
-def _grid_keys(name: str) -> set[str]:
-    """Parameters a grid step's name fixes (``train[C=0.1,depth=3]`` -> {C, depth})."""
-    if "[" not in name:
-        return set()
-    return {part.split("=", 1)[0] for part in name[name.index("[") + 1 : -1].split(",")}
-
-
-class _State:
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.path = get_settings().home / "pipelines" / f"{pipeline.name}.json"
-        self.data: dict[str, Any] = {"steps": {}}
-        if self.path.is_file():
-            try:
-                self.data = json.loads(self.path.read_text(encoding="utf-8"))
-            except ValueError:
-                self.data = {"steps": {}}  # a damaged state only means re-running
-
-    def step(self, name: str) -> dict[str, Any]:
-        return dict(self.data["steps"].get(name, {}))
-
-    def save_step(self, name: str, record: dict[str, Any]) -> None:
-        self.data["steps"][name] = record
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-
-class _Context:
-    def __init__(self, pipeline: Pipeline, params: dict[str, dict[str, Any]]) -> None:
-        from mlnb.tracking._provenance import environment_info
-        from mlnb.versioning._hashing import StatCache
-
-        self.pipeline = pipeline
-        self.params = params
-        self.state = _State(pipeline)
-        self.cache = StatCache(get_settings().home / "cache" / "stat.sqlite")
-        self.environment = environment_info().packages_hash
-        self.fingerprints: dict[str, str] = {}
-
-    def parts(self, step: Step) -> dict[str, Any]:
-        inputs = input_hashes({p: self.pipeline.path(p) for p in step.inputs}, self.cache)
-        return {
-            "code": code_hash(self.pipeline.path(step.notebook)),
-            "params": self.params[step.name],
-            "inputs": inputs,
-            "upstream": {
-                n: self.fingerprints.get(n) or self.state.step(n).get("fingerprint")
-                for n in sorted(step.needs)
-            },
-            "environment": self.environment,
+    def submit(self, step: Step, decision: Decision) -> None:
+        """Make the step's MLflow run and hand the step to the executor."""
+        if self.pool is not None:
+            # kernels start while MLflow and papermill load and the step run is made
+            self.pool.plan(len(self.pending) + 1)
+            self.pool.prestart(_kernel_of(self.plan.pipeline, step))
+        upstream = {
+            n: (
+                self.result.steps[n].run_id
+                if n in self.result.steps
+                else self.plan.keys.state.step(n).get("run_id")
+            )
+            for n in step.needs
         }
-
-    def outputs_intact(self, step: Step, recorded: dict[str, Any]) -> list[str]:
-        """Outputs missing or changed since the recorded run (empty: all intact)."""
-        current = input_hashes({p: self.pipeline.path(p) for p in step.outputs}, self.cache)
-        return [
-            p for p in step.outputs if current.get(p) is None or current.get(p) != recorded.get(p)
-        ]
-
-
-def _reasons(ctx: _Context, step: Step, parts: dict[str, Any]) -> list[str]:
-    last = ctx.state.step(step.name)
-    if not last:
-        return ["never ran"]
-    if last.get("status") != "ok":
-        return [f"last run {last.get('status')}"]
-    before = last.get("parts", {})
-    reasons = []
-    for key in ("code", "params", "environment"):
-        if before.get(key) != parts[key]:
-            reasons.append(f"{key} changed")
-    changed_inputs = [k for k, v in parts["inputs"].items() if before.get("inputs", {}).get(k) != v]
-    if changed_inputs:
-        reasons.append(f"inputs changed: {', '.join(changed_inputs)}")
-    changed_up = [k for k, v in parts["upstream"].items() if before.get("upstream", {}).get(k) != v]
-    if changed_up:
-        reasons.append(f"upstream changed: {', '.join(changed_up)}")
-    missing = ctx.outputs_intact(step, last.get("outputs", {}))
-    if missing:
-        reasons.append(f"outputs missing or changed: {', '.join(missing)}")
-    return reasons
-
-
-def pipeline_status(
-    path: str | Path, overrides: dict[str, dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    """Each step: up to date or not, and why."""
-    pipeline = load_pipeline(path)
-    ctx = _Context(pipeline, _effective_params(pipeline, overrides or {}))
-    rows = []
-    for step in topological_order(pipeline):
-        parts = ctx.parts(step)
-        ctx.fingerprints[step.name] = fingerprint(parts)
-        reasons = _reasons(ctx, step, parts)
-        last = ctx.state.step(step.name)
-        rows.append(
-            {
-                "step": step.name,
-                "up_to_date": not reasons,
-                "reasons": reasons,
-                "last_run_id": last.get("run_id"),
-                "last_status": last.get("status"),
-            }
+        params = self.plan.params[step.name]
+        run_id = self.runs().step_run(step, decision.fingerprint, upstream, params)
+        remote = self.executor.remote
+        if not remote:
+            load_papermill()  # here, not in the step threads: imports race in threads
+        self.events(step.name, "running", run_id=run_id)
+        future = self.executor.submit(
+            run_step,
+            self.plan.pipeline,
+            step,
+            params,
+            self.result.folder,
+            run_id,
+            self.project_root,
+            None if remote else self.events,
+            self.pool,
         )
-    return rows
+        self.running[future] = (step, decision)
+
+    def record(self, future: Future[StepResult]) -> None:
+        """A step that ended: its result, its MLflow run ended, its outputs checked, its
+        state saved, its event given."""
+        step, decision = self.running.pop(future)
+        outcome = future.result()
+        outcome.fingerprint = decision.fingerprint
+        self.result.steps[step.name] = outcome
+        self.runs().finish_step(
+            outcome.run_id or "",
+            Path(outcome.notebook) if outcome.notebook else None,
+            outcome.status == "ok",
+        )
+        outputs = self.plan.keys.hashes(step.outputs)
+        if outcome.status == "ok":
+            missing = [p for p, h in outputs.items() if h is None]
+            if missing:
+                outcome.status, outcome.error = (
+                    "failed",
+                    f"declared outputs were not written: {', '.join(missing)}",
+                )
+        self.plan.keys.state.record(step.name, outcome, decision.parts, outputs)
+        done = outcome.status == "ok"
+        self.events(
+            step.name,
+            "done" if done else "failed",
+            message=f"done in {outcome.seconds:.1f} s" if done else f"FAILED: {outcome.error}",
+            run_id=outcome.run_id,
+            notebook=outcome.notebook,
+        )
+
+    def close(self) -> None:
+        self.executor.close()
+        if self.pool is not None:
+            self.pool.close()
+        self.events.close()
+
+    def finish(self) -> PipelineResult:
+        """Save the stat cache, end the pipeline's MLflow run; :class:`PipelineFailed` if a
+        step failed."""
+        self.plan.keys.save()
+        if self.tracker is not None:
+            self.tracker.finish(self.result)
+        record_run(self.plan.pipeline, self.result, self.started_at, time.time())
+        failed = [s for s in self.result.steps.values() if s.status == "failed"]
+        if failed:
+            first = failed[0]
+            where = f" (executed notebook kept: {first.notebook})" if first.notebook else ""
+            raise PipelineFailed(
+                f"pipeline {self.plan.pipeline.name!r}: step {first.name!r} failed: "
+                f"{first.error}{where}. Fix it and run `mlnb pipeline resume` to re-run only "
+                "what failed and what depends on it.",
+                self.result,
+            )
+        return self.result
+
+
+def _kernel_of(pipeline: Pipeline, step: Step) -> str:
+    try:
+        doc = json.loads(pipeline.path(step.notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = {}
+    return kernel_name(doc.get("metadata", {}), step)
+
+
+def _descendants(pipeline: Pipeline, name: str) -> set[str]:
+    out: set[str] = set()
+    frontier = {name}
+    while frontier:
+        children = {s.name for s in pipeline.steps if set(s.needs) & frontier} - out
+        out |= children
+        frontier = children
+    return out
 
 
 class _Tracker:
     """The pipeline's MLflow runs: one parent, one nested run per executed step."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        from mlnb.tracking._client import ensure_experiment, get_client
+        from mlnb.tracking import ensure_experiment, get_client
 
         settings = get_settings()
+        self.pipeline = pipeline
         self.client = get_client(settings)
         self.experiment = ensure_experiment(self.client, settings, pipeline.name)
         run = self.client.create_run(
@@ -296,6 +384,8 @@ class _Tracker:
                 "mlnb.step.fingerprint": fp,
                 "mlnb.step.upstream_runs": json.dumps(upstream),
                 "mlnb.runner": "pipeline",
+                # as a kernel's own run is tagged: the notebook's runs list its step runs
+                "mlnb.notebook": str(self.pipeline.path(step.notebook)),
             },
         )
         return str(run.info.run_id)
@@ -318,309 +408,3 @@ class _Tracker:
         ]
         self.client.log_batch(self.run_id, tags=tags)
         self.client.set_terminated(self.run_id, "FINISHED" if result.ok else "FAILED")
-
-
-def run_pipeline(
-    path: str | Path | Pipeline,
-    overrides: dict[str, dict[str, Any]] | None = None,
-    *,
-    force: bool = False,
-    only: str | None = None,
-    from_step: str | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    report: Report | None = None,
-    on_event: EventHandler | None = None,
-    warm_kernels: bool | None = None,
-) -> PipelineResult:
-    """Run the pipeline; see the module docstring. ``executor`` is ``local`` (threads here)
-    or ``dask://HOST:PORT`` (tasks of a Dask distributed cluster).
-
-    Progress goes to ``on_event`` (a :class:`StepEvent` per change, cells included) and, as
-    lines, to ``report``; with neither, to the terminal. ``warm_kernels`` (default on, or
-    ``MLNB_PIPELINE_WARM_KERNELS``) starts the next step's fresh kernel while a step runs.
-    ``path`` may also be a :class:`Pipeline` already loaded (and checked) by the caller, so
-    what runs is what was checked, even if the file changes meanwhile."""
-    pipeline = path if isinstance(path, Pipeline) else load_pipeline(path)
-    params = _effective_params(pipeline, overrides or {})
-    order = topological_order(pipeline)
-    if workers < 1:
-        raise PipelineError("--workers must be at least 1.")
-    selected = {s.name for s in order}
-    forced: set[str] = set(selected) if force else set()
-    if only:
-        pipeline.step(only)
-        selected, forced = {only}, {only}
-    elif from_step:
-        pipeline.step(from_step)
-        selected = {from_step} | _descendants(pipeline, from_step)
-        forced = set(selected)
-    ctx = _Context(pipeline, params)
-    project_root = get_settings().root
-    runner = _executor(executor, workers)  # an address that does not answer fails here
-    workers = runner.workers
-    for name in {s.name for s in order} - selected:  # taken as they are
-        last = ctx.state.step(name)
-        if last.get("status") != "ok":
-            runner.close()
-            raise PipelineError(
-                f"step {name!r} has no successful run to build on; run the whole pipeline first."
-            )
-        ctx.fingerprints[name] = last["fingerprint"]
-    if warm_kernels is None:
-        warm_kernels = os.environ.get("MLNB_PIPELINE_WARM_KERNELS", "1").strip().lower() not in {
-            "0", "false", "no", "off"
-        }  # fmt: skip
-    pool = None
-    if not runner.remote:
-        pool = KernelPool(
-            pipeline.root, kernel_env(project_root), warm=warm_kernels, spares=workers
-        )
-    # The MLflow side (and its ~2 s import) only when a step has to run: a pipeline whose
-    # steps are all up to date answers at once.
-    trackers: list[_Tracker] = []
-    result = PipelineResult(pipeline.name, None, get_settings().home / "runs")
-
-    def tracker() -> _Tracker:
-        if not trackers:
-            trackers.append(_Tracker(pipeline))
-            result.run_id = trackers[0].run_id
-            result.folder = get_settings().home / "runs" / trackers[0].run_id
-            result.folder.mkdir(parents=True, exist_ok=True)
-        return trackers[0]
-
-    handlers: list[EventHandler] = []
-    terminal = None
-    if on_event is not None:
-        handlers.append(on_event)
-    if report is not None:
-        handlers.append(TerminalProgress(report, live=False))
-    if not handlers:
-        terminal = TerminalProgress()
-        handlers.append(terminal)
-    started = time.perf_counter()
-
-    def emit(step: str, state: str, cell: str | None = None, message: str | None = None) -> None:
-        event = StepEvent(step, state, time.perf_counter() - started, cell, message)
-        for handler in handlers:
-            handler(event)
-
-    pending = [s for s in order if s.name in selected]
-    running: dict[Future[StepResult], Step] = {}
-    parts_of: dict[Future[StepResult], dict[str, Any]] = {}
-    try:
-        while pending or running:
-            for step in list(pending):
-                states = [
-                    result.steps[n].status
-                    if n in result.steps
-                    else ("ok" if n not in selected else None)
-                    for n in step.needs
-                ]
-                if any(s in {"failed", "skipped"} for s in states):
-                    pending.remove(step)
-                    result.steps[step.name] = StepResult(
-                        step.name, "skipped", error="an upstream step failed"
-                    )
-                    emit(step.name, "skipped", message="skipped (an upstream step failed)")
-                    if pool is not None:
-                        pool.drop()
-                    continue
-                if any(s is None for s in states) or len(running) >= workers:
-                    continue
-                pending.remove(step)
-                parts = ctx.parts(step)
-                fp = fingerprint(parts)
-                ctx.fingerprints[step.name] = fp
-                last = ctx.state.step(step.name)
-                if step.name not in forced and not _reasons(ctx, step, parts):
-                    result.steps[step.name] = StepResult(
-                        step.name, "cached", fp, last.get("run_id"), notebook=last.get("notebook")
-                    )
-                    emit(step.name, "cached", message=f"up to date (run {last.get('run_id')})")
-                    if pool is not None:
-                        pool.drop()
-                    continue
-                if pool is not None:
-                    # kernels start while MLflow and papermill load and the step run is made
-                    pool.plan(len(pending) + 1)
-                    pool.prestart(_kernel_of(pipeline, step))
-                upstream = {
-                    n: (
-                        result.steps[n].run_id
-                        if n in result.steps
-                        else ctx.state.step(n).get("run_id")
-                    )
-                    for n in step.needs
-                }
-                run_id = tracker().step_run(step, fp, upstream, params[step.name])
-                if not runner.remote:
-                    load_papermill()  # here, not in the step threads: imports race in threads
-                emit(step.name, "running")
-                future = runner.submit(
-                    run_step,
-                    pipeline,
-                    step,
-                    params[step.name],
-                    result.folder,
-                    run_id,
-                    project_root,
-                    None if runner.remote else emit,
-                    pool,
-                )
-                running[future] = step
-                parts_of[future] = parts
-            if not running:
-                continue
-            finished = runner.wait(running)
-            for future in finished:
-                step = running.pop(future)
-                outcome = future.result()
-                outcome.fingerprint = ctx.fingerprints[step.name]
-                result.steps[step.name] = outcome
-                tracker().finish_step(
-                    outcome.run_id or "",
-                    Path(outcome.notebook) if outcome.notebook else None,
-                    outcome.status == "ok",
-                )
-                outputs = input_hashes({p: pipeline.path(p) for p in step.outputs}, ctx.cache)
-                if outcome.status == "ok":
-                    missing = [p for p, h in outputs.items() if h is None]
-                    if missing:
-                        outcome.status, outcome.error = (
-                            "failed",
-                            f"declared outputs were not written: {', '.join(missing)}",
-                        )
-                ctx.state.save_step(
-                    step.name,
-                    {
-                        "status": outcome.status,
-                        "fingerprint": outcome.fingerprint,
-                        "parts": parts_of.pop(future),
-                        "outputs": outputs,
-                        "run_id": outcome.run_id,
-                        "notebook": outcome.notebook,
-                        "error": outcome.error,
-                        "finished_at": time.time(),
-                    },
-                )
-                if outcome.status == "ok":
-                    emit(step.name, "done", message=f"done in {outcome.seconds:.1f} s")
-                else:
-                    emit(step.name, "failed", message=f"FAILED: {outcome.error}")
-    finally:
-        runner.close()
-        if pool is not None:
-            pool.close()
-        if terminal is not None:
-            terminal.close()
-    ctx.cache.save()
-    if trackers:
-        trackers[0].finish(result)
-    failed = [s for s in result.steps.values() if s.status == "failed"]
-    if failed:
-        first = failed[0]
-        where = f" (executed notebook kept: {first.notebook})" if first.notebook else ""
-        raise PipelineFailed(
-            f"pipeline {pipeline.name!r}: step {first.name!r} failed: {first.error}{where}. "
-            "Fix it and run `mlnb pipeline resume` to re-run only what failed and what "
-            "depends on it.",
-            result,
-        )
-    return result
-
-
-def _kernel_of(pipeline: Pipeline, step: Step) -> str:
-    try:
-        doc = json.loads(pipeline.path(step.notebook).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        doc = {}
-    return kernel_name(doc.get("metadata", {}), step)
-
-
-class _LocalExecutor:
-    """Steps in threads of this process (each step is a papermill process of its own)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlnb-step")
-        self.remote = False
-
-    def submit(self, fn: Callable[..., StepResult], *args: Any) -> Any:
-        return self.pool.submit(fn, *args)
-
-    def wait(self, futures: Any) -> set[Any]:
-        done, _ = wait(futures, return_when=FIRST_COMPLETED)
-        return set(done)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-
-
-class _DaskExecutor:
-    """Steps as tasks of a Dask distributed cluster (``dask://host:port``); the workers need
-    mlnb and the notebooks' packages, and the project folder at the same path."""
-
-    def __init__(self, address: str, workers: int | None) -> None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise PipelineError(
-                "--executor dask://... needs the `distributed` package: pip install "
-                "'dask[distributed]'."
-            ) from None
-        try:
-            self.client = Client(address, timeout="10s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise PipelineError(
-                f"the Dask scheduler at {address} does not answer ({exc}); start it "
-                "(`dask scheduler`, then `dask worker ADDRESS`) or use --executor local."
-            ) from None
-        slots = sum(self.client.nthreads().values())
-        if not slots:
-            self.client.close()
-            raise PipelineError(f"the Dask scheduler at {address} has no workers; start one.")
-        self.workers = workers or slots
-        self.remote = True
-
-    def submit(self, fn: Callable[..., StepResult], *args: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False)
-
-    def wait(self, futures: Any) -> set[Any]:
-        # distributed.wait() wants a default client; this one is not (global dask state
-        # stays the user's), so poll: steps take seconds, 50 ms is nothing.
-        while True:
-            done = {future for future in futures if future.done()}
-            if done:
-                return done
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _executor(spec: str, workers: int) -> _LocalExecutor | _DaskExecutor:
-    if spec in {"", "local"}:
-        return _LocalExecutor(workers)
-    if spec.startswith(("dask://", "tcp://")):
-        address = "tcp://" + spec.split("://", 1)[1]
-        return _DaskExecutor(address, workers if workers > 1 else None)
-    raise PipelineError(f"unknown executor {spec!r}: use local or dask://HOST:PORT.")
-
-
-class PipelineFailed(PipelineError):
-    exit_code = 1
-
-    def __init__(self, message: str, result: PipelineResult) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-def _descendants(pipeline: Pipeline, name: str) -> set[str]:
-    out: set[str] = set()
-    frontier = {name}
-    while frontier:
-        children = {s.name for s in pipeline.steps if set(s.needs) & frontier} - out
-        out |= children
-        frontier = children
-    return out

@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from croniter import croniter  # type: ignore[import-untyped]  # no py.typed; stubs optional
 
-from mlnb.exceptions import MlnbError
+from mlnb.exceptions import ScheduleError
 
 try:  # POSIX
     import fcntl
@@ -61,12 +61,6 @@ MAX_SLEEP = 30.0
 _LISTED_MISSED = 10
 
 _T = TypeVar("_T")
-
-
-class ScheduleError(MlnbError):
-    """A schedule that cannot be added, found or read (bad cron, missing pipeline…)."""
-
-    exit_code = 2
 
 
 @dataclass

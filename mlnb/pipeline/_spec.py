@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlnb.exceptions import MlnbError
+from mlnb.exceptions import PipelineError
 
 __all__ = [
     "Pipeline",
@@ -25,12 +25,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class PipelineError(MlnbError):
-    """A pipeline that cannot run: a bad spec, a cycle, a missing notebook, a failed step."""
-
-    exit_code = 2
 
 
 class Step(BaseModel):

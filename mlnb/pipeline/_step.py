@@ -11,6 +11,7 @@ MLflow run before the step counts as finished.
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from mlnb.pipeline._kernels import (
 from mlnb.pipeline._progress import cell_label
 from mlnb.pipeline._spec import Pipeline, Step
 
-__all__ = ["StepResult", "run_step"]
+__all__ = ["StepResult", "own_process", "run_step"]
 
 # (step name, state, cell label or None, message or None)
 StepReport = Callable[[str, str, "str | None", "str | None"], None]
@@ -55,6 +56,31 @@ class StepResult:
 
 ENGINE = "mlnb"
 _engine_lock = threading.Lock()
+_own_process = False
+
+
+def own_process() -> None:
+    """Say that this process is mlnb's own (``mlnb pipeline run``), where no user code runs:
+    papermill is then imported without jsonschema's ``iri`` format checks. papermill and
+    nbformat never check formats, and building the grammar of those checks
+    (``rfc3987-syntax``, installed with JupyterLab) is 2.6 s of the 3.8 s of CPU that
+    importing papermill costs. In any other process (a notebook calling
+    :func:`run_pipeline`, the lab's server) the import is left as it is."""
+    global _own_process
+    _own_process = True
+
+
+def _import_papermill() -> None:
+    if not _own_process or "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        import papermill
+
+        return
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import fails: skipped
+    try:
+        import papermill  # noqa: F401
+    finally:
+        if "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None:
+            del sys.modules["rfc3987_syntax"]  # a later import of it works as usual
 
 
 def _register_engine() -> None:
@@ -63,6 +89,7 @@ def _register_engine() -> None:
     process (zmq waits for them)."""
     with _engine_lock:
         import_jupyter_client()
+        _import_papermill()
         from papermill.clientwrap import PapermillNotebookClient
         from papermill.engines import NBClientEngine, papermill_engines
         from papermill.utils import merge_kwargs, remove_args

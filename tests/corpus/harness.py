@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from mlnb._net import PORT_RACE_ATTEMPTS, lost_port_race
 from tests.conftest import _ENV_KEYS, _MLNB_SET_KEYS
 from tests.corpus.cases import Case
 from tests.servers import free_port
@@ -43,7 +44,6 @@ __all__ = ["Outcome", "RunRecord", "Step", "bad_request", "report", "run_case", 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 STEP_TIMEOUT = 300.0  # seconds for one papermill run or one export (generous: a busy machine)
 CELL_TIMEOUT = 150.0  # seconds for one cell (papermill --execution-timeout)
-PORT_RACE_ATTEMPTS = 3  # papermill runs of a kernel that lost its port
 SETTLE_TIMEOUT = 45.0  # seconds for the last writes to land after papermill exits
 READY_TIMEOUT = 120.0
 _PORTS_LOCK = threading.Lock()
@@ -191,9 +191,7 @@ def _papermill(case: Case, project: Path) -> Step:
 
 
 def _lost_its_port(stderr: str) -> bool:
-    return "Kernel died before replying to kernel_info" in stderr and (
-        "Address already in use" in stderr
-    )
+    return "Kernel died before replying to kernel_info" in stderr and lost_port_race(stderr)
 
 
 def _notebook_error(executed: Path) -> str:

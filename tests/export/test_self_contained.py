@@ -104,7 +104,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
 
 
 def test_the_files_and_versions_read_are_pinned_by_hash(exported: Exported) -> None:
-    from mlnb.versioning._hashing import hash_file
+    from mlnb.versioning import hash_file
 
     meta = json.loads((exported.folder / "mlnb-service.json").read_text())
     assert meta["workdir"] == "files/notebooks" and meta["sys_path"] == ["files/notebooks"]
@@ -219,6 +219,7 @@ def test_an_absolute_path_into_the_project_is_refused(small: Path) -> None:
     assert not (small / "svc").exists()
 
 
+@pytest.mark.usefixtures("processes")  # the export checks its service in a fresh process
 def test_a_read_the_trace_cannot_see_fails_the_check_run_from_a_copy(small: Path) -> None:
     """pyarrow opens parquet files in C, through a path built at run time: nothing sees the
     read, and the service, started from a copy outside the project, cannot find the file."""

@@ -73,7 +73,7 @@ def _write(folder: Path, manifest: dict[str, object]) -> None:
 def swap_in_pickle(folder: Path, marker: Path, allow: bool) -> None:
     """What someone who can write the folder does: the model becomes a pickle, and its
     hashes and serialization are recomputed in the manifest so they match."""
-    from mlnb.versioning._hashing import hash_tree
+    from mlnb.versioning import hash_tree
 
     manifest = _manifest(folder)
     record = manifest["models"][0]  # type: ignore[index]
@@ -177,6 +177,7 @@ def _no_local_path(text: str, root: Path, what: str) -> None:
         assert form not in text, f"{what} holds the export machine's path {form}"
 
 
+@pytest.mark.usefixtures("processes")  # the export checks its service in a fresh process
 def test_a_signed_copy_verifies_and_shows_nothing_of_the_export_machine(
     exports: Exports, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -246,6 +247,7 @@ PICKLE_CELLS = (
 )
 
 
+@pytest.mark.usefixtures("processes")  # the export checks its service in a fresh process
 def test_a_pickled_model_serves_only_with_allow_pickle(exports: Exports) -> None:
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +26,15 @@ def _launch_on(port: int, launches: list[Any], times: int) -> Any:
     real = _kernels._launch
 
     def launch(name: str, cwd: Path, env: Any) -> Any:
-        if len(launches) < times:
-            from jupyter_client.manager import AsyncKernelManager
-
-            km = AsyncKernelManager(kernel_name=name, cache_ports=False, shell_port=port)
-            launches.append(km)
-            log = tempfile.TemporaryFile(prefix="mlnb-kernel-")  # noqa: SIM115 (lives with km)
-            _kernels._sync(km.start_kernel)(cwd=str(cwd), env=dict(env), stdout=log, stderr=log)
-            km.mlnb_log = log  # type: ignore[attr-defined]
-            return km
-        km = real(name, cwd, env)
+        forced = {"cache_ports": False, "shell_port": port} if len(launches) < times else {}
+        km = real(name, cwd, env, **forced)
         launches.append(km)
         return km
 
     return launch
 
 
+@pytest.mark.usefixtures("kernels")
 def test_a_kernel_that_loses_its_port_is_replaced_by_one_that_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +53,7 @@ def test_a_kernel_that_loses_its_port_is_replaced_by_one_that_answers(
         holder.close()
 
 
+@pytest.mark.usefixtures("kernels")
 def test_a_kernel_that_keeps_losing_its_port_is_an_error_that_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
