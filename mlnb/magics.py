@@ -8,20 +8,25 @@ papermill reports why it stopped); nothing already recorded is touched.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import os
+import re
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from mlnb._ast import serialize_ast
 from mlnb.exceptions import MlnbError
-from mlnb.tracking._cells import CellRecorder, locate_notebook
-from mlnb.tracking._session import flavors_to_warm, session
+from mlnb.tracking import CellRecorder, flavors_to_warm, locate_notebook, session
 
 __all__ = ["MlnbMagics", "MlnbUsageError", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -128,6 +133,12 @@ def _runs(line: str) -> None:
 
 @magic_arguments()
 @argument("runs", nargs="+", metavar="RUN", help="run ids (or unique run names)")
+@argument(
+    "--metric",
+    default=None,
+    metavar="NAME",
+    help="colour the parallel coordinates of the params by this metric (default: the first)",
+)
 def _compare(line: str) -> None:
     """%mlnb compare: params, metrics and metric plots of runs side by side."""
 
@@ -163,6 +174,21 @@ _SUBCOMMANDS: dict[str, Callable[[str], None]] = {
 }
 
 
+def subcommand_usage(name: str) -> str:
+    """``%mlnb metrics [--step STEP] NAME [NAME ...]``: one subcommand's usage line(s),
+    in plain argparse form (IPython's own adds reST ``::`` blocks and ``%_name``)."""
+    parser = _SUBCOMMANDS[name].parser  # type: ignore[attr-defined]
+    formatter = argparse.HelpFormatter(prog=f"%mlnb {name}", width=88)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups, "")
+    return formatter.format_help().strip()
+
+
+def _summary(name: str) -> str:
+    """What the subcommand does: its function's docstring after ``%mlnb NAME:``."""
+    parser = _SUBCOMMANDS[name].parser  # type: ignore[attr-defined]
+    return str(parser.description or "").split(":", 1)[-1].strip()
+
+
 def _usage() -> str:
     lines = [
         "Track this notebook's runs in MLflow.",
@@ -170,12 +196,9 @@ def _usage() -> str:
         "Usage: %mlnb SUBCOMMAND [ARGS]",
         "",
     ]
-    for name, func in _SUBCOMMANDS.items():
-        parser = func.parser  # type: ignore[attr-defined]
-        usage = parser.format_usage().replace("usage: %", "").replace("usage:", "").strip()
-        usage = usage.replace(func.__name__, f"%mlnb {name}", 1)
-        lines.append(f"  {usage}")
-        lines.append(f"      {(func.__doc__ or '').split(':', 1)[-1].strip()}")
+    for name in _SUBCOMMANDS:
+        lines.append(f"  {subcommand_usage(name)}")
+        lines.append(f"      {_summary(name)}")
     lines += [
         "",
         "A run starts with %load_ext mlnb and ends when the kernel shuts down (or, in",
@@ -187,6 +210,33 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+#: what MLflow's registry prints on stderr for every registration (mlnb says it in one line)
+_REGISTRY_CHATTER = re.compile(
+    r"(Successfully registered model '.*'\.|Registered model '.*' already exists\. "
+    r"Creating a new version of this model\.\.\.|Created version '.*' of model '.*'\.)\s*$"
+)
+
+
+@contextlib.contextmanager
+def _without_registry_chatter() -> Iterator[None]:
+    """Hold back stderr while a model is logged and registered, then pass it on without
+    MLflow's "Successfully registered model ..." lines (shown as a red block under the
+    cell); warnings and anything else written meanwhile still reach the notebook."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    finally:
+        kept = [
+            line
+            for line in held.getvalue().splitlines(keepends=True)
+            if not _REGISTRY_CHATTER.search(line)
+        ]
+        if kept:
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
 def _unquote(text: str) -> str:
     """IPython's argument splitter keeps quotes around a quoted word: drop them."""
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -194,14 +244,17 @@ def _unquote(text: str) -> str:
     return text
 
 
-class MlnbUsageError(UsageError):
-    """A :class:`UsageError` that also reaches the notebook as an error output of one line.
+class MlnbUsageError(UsageError, MlnbError):
+    """A :class:`UsageError` that also reaches the notebook as an error output of one line
+    (and an :class:`~mlnb.exceptions.MlnbError`, drawn in its tree).
 
     IPython prints a plain ``UsageError`` on stderr only, so papermill, which reads a cell's
     error outputs, stops the run with an empty "CellExecutionError" and the reason is lost.
     This subclass goes through IPython's traceback path (``_render_traceback_``), which
     sends the one line as the cell's error: ``UsageError: <what went wrong and the fix>``.
     """
+
+    exit_code = 2
 
     def _render_traceback_(self) -> list[str]:
         return [f"UsageError: {self}"]
@@ -223,13 +276,27 @@ class MlnbMagics(Magics):
             )
         try:
             args = parse_argstring(func, rest)
+        except UsageError as exc:  # argparse's words: name the subcommand and its usage
+            self._refused()
+            usage = " ".join(subcommand_usage(command).split())  # one line
+            raise MlnbUsageError(f"%mlnb {command}: {exc}. Usage: {usage} (see %mlnb?)") from None
+        try:
             return getattr(self, f"_do_{command}")(args)
-        except MlnbError as exc:
+        except MlnbUsageError:
+            self._refused()
+            raise
+        except (MlnbError, UsageError) as exc:
+            self._refused()
             raise MlnbUsageError(str(exc)) from None
-        except UsageError as exc:
-            if isinstance(exc, MlnbUsageError):
-                raise
-            raise MlnbUsageError(str(exc)) from None
+
+    def _refused(self) -> None:
+        """A refused subcommand wrote nothing: a run this very cell started (the previous
+        one ended idle) is dropped, not left empty to end FAILED; the next cell starts one."""
+        hooks = _loaded.get(id(self.shell))
+        current = session()
+        started = hooks.started if hooks is not None else None
+        if started is not None and current.run is started and current.discard_empty_kernel_run():
+            hooks.started = None  # type: ignore[union-attr]
 
     mlnb.__doc__ = _usage()
 
@@ -294,12 +361,13 @@ class MlnbMagics(Magics):
 
         model = self._lookup(args.var)
         started = time.perf_counter()
-        info = log_model(
-            model,
-            args.artifact_name,
-            registered_model_name=args.name,
-            serialization_format=args.serialization_format,
-        )
+        with _without_registry_chatter():
+            info = log_model(
+                model,
+                args.artifact_name,
+                registered_model_name=args.name,
+                serialization_format=args.serialization_format,
+            )
         elapsed = time.perf_counter() - started
         print(
             f"mlnb: logged {info.flavor} model {info.model_uri} as "
@@ -308,7 +376,7 @@ class MlnbMagics(Magics):
         )
 
     def _do_version(self, args: Any) -> None:
-        from mlnb.versioning import version
+        from mlnb.tracking import version
 
         target = _unquote(args.target)
         ns = self.shell.user_ns if self.shell is not None else {}
@@ -379,7 +447,8 @@ class MlnbMagics(Magics):
 
         from mlnb.widgets import compare
 
-        display(compare([_unquote(r) for r in args.runs]))
+        metric = args.metric and _unquote(args.metric)
+        display(compare([_unquote(r) for r in args.runs], metric=metric))
 
     def _do_pipeline(self, args: Any) -> None:
         from mlnb.pipeline import parse_overrides
@@ -420,6 +489,7 @@ class _Hooks:
         self._busy = False
         self._last_cell = time.monotonic()
         self._warm_scheduled = False
+        self.started: Any = None  # the run this cell started, if any
 
     def _schedule_warm_up(self, delay: float) -> None:
         loop = getattr(getattr(self.shell, "kernel", None), "io_loop", None)
@@ -446,7 +516,10 @@ class _Hooks:
         self._busy = True
         self._last_cell = time.monotonic()
         current = session()
+        before = current.run
         current.before_cell()
+        # the run this cell started, if it did (after an idle end): a refused magic drops it
+        self.started = current.run if current.run is not before else None
         # IPython has already counted this cell: the count it shows is one less.
         self.recorder.pre_cell(
             info.raw_cell, getattr(info, "cell_id", None), self.shell.execution_count - 1
@@ -483,6 +556,7 @@ _loaded: dict[int, _Hooks] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    serialize_ast(ipython)  # before any of mlnb's threads import beside the cells' parsing
     ipython.register_magics(MlnbMagics)
     recorder = CellRecorder()
     recorder.notebook_path = locate_notebook(ipython.user_ns)
@@ -502,9 +576,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.events.register("post_run_cell", hooks.post_run_cell)
     _loaded[id(ipython)] = hooks
     _finish_on_kernel_shutdown(ipython)
-    from mlnb.tracking._fluent import install
+    from mlnb.tracking import install_fluent_hooks
 
-    install()  # MLflow's fluent calls in this notebook land in the kernel's run
+    install_fluent_hooks()  # MLflow's fluent calls in this notebook land in the kernel's run
     current.begin_kernel_run()
     current.warm_up()
 

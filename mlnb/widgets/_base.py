@@ -26,23 +26,23 @@ from mlnb.widgets._render import STYLE
 
 __all__ = ["Panel", "Static", "headless", "widgets"]
 
-_OFF = {"0", "false", "no", "off", "static"}
-_ON = {"1", "true", "yes", "on"}
-
 
 def headless() -> bool:
     """True where no widget frontend can show a widget: a kernel started by ``papermill``,
-    or a pipeline step. ``MLNB_WIDGETS=0`` forces static views, ``MLNB_WIDGETS=1`` widgets."""
-    forced = os.environ.get("MLNB_WIDGETS", "").strip().lower()
-    if forced in _OFF:
-        return True
-    if forced in _ON:
-        return False
+    or a pipeline step. ``MLNB_WIDGETS=0`` (or ``static``) forces static views,
+    ``MLNB_WIDGETS=1`` widgets; another value is a ConfigError naming it (``mlnb.config``'s
+    policy)."""
+    from mlnb.config import env_flag
+
+    raw = os.environ.get("MLNB_WIDGETS", "")
+    forced = False if raw.strip().lower() == "static" else env_flag("MLNB_WIDGETS", None)
+    if forced is not None:
+        return not forced
     if "MLNB_RUN_ID" in os.environ:  # set by the pipeline runner in each step's kernel
         return True
-    from mlnb.tracking._cells import _papermill_input
+    from mlnb.tracking import papermill_input
 
-    return _papermill_input() is not None
+    return papermill_input() is not None
 
 
 class Static:

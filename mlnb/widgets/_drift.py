@@ -1,4 +1,6 @@
-"""Drift report: training against live histograms per feature, with each feature's test.
+"""Drift report: each feature's test and the rule that decided it, drifted features first
+with their training-vs-live histograms open, the stable ones folded away; with no live
+traffic yet, what to do instead.
 
 Takes a :class:`mlnb.monitor.DriftReport`, its dict shape (the body of a service's
 ``GET /monitor/drift``) or the URL of a running service.
@@ -7,18 +9,22 @@ Takes a :class:`mlnb.monitor.DriftReport`, its dict shape (the body of a service
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from html import escape
 from typing import Any
 
 from mlnb.exceptions import MonitorError
 from mlnb.widgets._base import Panel, Static, headless
-from mlnb.widgets._render import badge, bar_chart, fmt_number, table
+from mlnb.widgets._charts import bar_chart
+from mlnb.widgets._render import badge, fmt_number, table
 
 __all__ = ["DriftSummary", "DriftView", "drift_report", "fetch_drift"]
 
 #: seconds to wait for a service's /monitor/drift
 TIMEOUT = 10.0
+#: what a service's GET /monitor/drift adds to the report's own fields
+_SERVICE_KEYS = ("window", "seen", "checked_at", "detail")
 
 
 def drift_report(source: Any, *, static: bool | None = None) -> DriftView | DriftSummary:
@@ -39,7 +45,10 @@ def drift_report(source: Any, *, static: bool | None = None) -> DriftView | Drif
     from mlnb.monitor import DriftReport
 
     report = DriftReport.from_dict(data)  # MonitorError naming what is malformed
-    summary = DriftSummary(report.to_dict())
+    extra = {k: data[k] for k in _SERVICE_KEYS if data.get(k) is not None}
+    summary = DriftSummary(
+        {**report.to_dict(), **extra}, source=source if isinstance(source, str) else None
+    )
     if static or (static is None and headless()):
         return summary
     return DriftView(summary)
@@ -93,24 +102,105 @@ def _histogram(feature: Mapping[str, Any]) -> tuple[list[str], list[float], list
     return labels, exp, obs
 
 
-class DriftSummary(Static):
-    """Summary table (feature, method, statistic, threshold, live values, drifted) and a
-    training-vs-live histogram per feature, drifted features first."""
+def decision(feature: Mapping[str, Any]) -> str:
+    """How the feature's test decided, from the rules of :mod:`mlnb.monitor` (numbers: PSI
+    above the threshold and a significant shift, p < DEFAULT_P_VALUE; categories: the
+    chi-square p-value below the threshold and a Jensen-Shannon distance of at least
+    MIN_EFFECT_JS; without scipy, the JS distance above the threshold; never with fewer
+    than DEFAULT_MIN_SAMPLES live values)."""
+    from mlnb.monitor import DEFAULT_MIN_SAMPLES, DEFAULT_P_VALUE, MIN_EFFECT_JS
 
-    def __init__(self, report: Mapping[str, Any]) -> None:
+    method, drifted = feature.get("method"), bool(feature.get("drifted"))
+    statistic, limit = feature.get("statistic"), float(feature.get("threshold") or 0.0)
+    p, n = feature.get("p_value"), int(feature.get("n") or 0)
+    if not drifted and n < DEFAULT_MIN_SAMPLES:
+        return f"{n} live values < {DEFAULT_MIN_SAMPLES}: not tested until there are more"
+    if method == "psi":
+        psi = math.inf if statistic is None else float(statistic)
+        above = psi > limit
+        text = f"PSI {_short(psi)} {'>' if above else '≤'} {limit:g}"
+        if p is None or not above:
+            return text
+        significant = p < DEFAULT_P_VALUE
+        text += f" and p {p:.2g} {'<' if significant else '≥'} {DEFAULT_P_VALUE:g}"
+        return text if significant else f"{text}: the shift is not significant"
+    if method == "chi2":
+        below = p is not None and p < limit
+        text = f"chi-square p {_p(p)} {'<' if below else '≥'} {limit:g}"
+        if below and not drifted:
+            return f"{text} but the change is small (JS distance < {MIN_EFFECT_JS:g})"
+        return f"{text} and JS distance ≥ {MIN_EFFECT_JS:g}" if drifted else text
+    js = math.inf if statistic is None else float(statistic)
+    return f"JS distance {_short(js)} {'>' if js > limit else '≤'} {limit:g}"
+
+
+def _p(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2g}"
+
+
+def rules_html() -> str:
+    """The decision rules, once above the table."""
+    from mlnb.monitor import DEFAULT_MIN_SAMPLES, DEFAULT_P_VALUE, MIN_EFFECT_JS
+
+    return (
+        '<p class="mlnb-drift-rules" style="font-size:12px">A number drifted when its PSI is '
+        f"above its threshold and the shift is significant (p &lt; {DEFAULT_P_VALUE:g}); a "
+        "category when the chi-square p-value is below its threshold and the Jensen-Shannon "
+        f"distance is at least {MIN_EFFECT_JS:g} (without scipy: the JS distance above its "
+        f"threshold). Features with fewer than {DEFAULT_MIN_SAMPLES} live values are not "
+        "flagged.</p>"
+    )
+
+
+class DriftSummary(Static):
+    """Summary table (feature, method, statistic, threshold, p-value, live n, the decision
+    and its rule) and a training-vs-live histogram per feature: drifted features first and
+    open, stable ones folded in a ``<details>``. With no live rows, :meth:`empty_message`."""
+
+    def __init__(self, report: Mapping[str, Any], *, source: str | None = None) -> None:
         self.report = dict(report)
+        self.source = source
         self.features: dict[str, Mapping[str, Any]] = dict(self.report.get("features") or {})
         self.drifted = [k for k, f in self.features.items() if f.get("drifted")]
         self.order = sorted(self.features, key=lambda k: (not self.features[k].get("drifted"), k))
+        self.stable = [k for k in self.order if not self.features[k].get("drifted")]
+
+    @property
+    def empty(self) -> bool:
+        """No live rows checked yet (or no feature to check)."""
+        return not self.features or not self.report.get("n")
+
+    def empty_message(self) -> str:
+        from mlnb.monitor import DEFAULT_CHECK_EVERY, DEFAULT_CHECK_SECONDS, DEFAULT_WINDOW
+
+        window = self.report.get("window") or DEFAULT_WINDOW
+        where = f"the service at {self.source}" if self.source else "the service"
+        detail = self.report.get("detail")
+        if detail:
+            return f"No drift to show: {detail}."
+        seen = self.report.get("seen")
+        heard = f" ({seen} inputs received so far)" if seen else ""
+        return (
+            f"No live traffic checked yet{heard}. Drift is computed over the last {window} "
+            f"inputs that {where} receives (every {DEFAULT_CHECK_EVERY} requests or "
+            f"{DEFAULT_CHECK_SECONDS:g} s): send requests to its POST /predict (its /docs page "
+            "has a form), then show this report again."
+        )
 
     def _title(self) -> str:
-        n = self.report.get("n", 0)
+        profile = self.report.get("profile", "?")
+        if self.empty:
+            return f"drift against profile {profile}: no live data yet"
         return (
-            f"drift of {n} live rows against profile {self.report.get('profile', '?')}: "
+            f"drift of {self.report.get('n', 0)} live rows against profile {profile}: "
             f"{len(self.drifted)} of {len(self.features)} features drifted"
         )
 
     def summary_html(self) -> str:
+        title = f"<b>mlnb</b> {escape(self._title())}"
+        if self.empty:
+            message = escape(self.empty_message(), quote=False)
+            return f'{title}<p class="mlnb-drift-empty">{message}</p>'
         rows = []
         for name in self.order:
             f = self.features[name]
@@ -123,6 +213,7 @@ class DriftSummary(Static):
                     fmt_number(f.get("p_value")),
                     str(f.get("n", "")),
                     badge("drifted" if f.get("drifted") else "stable"),
+                    f'<span class="mlnb-decision">{escape(decision(f))}</span>',
                 ]
             )
         absent = self.report.get("absent") or []
@@ -131,27 +222,45 @@ class DriftSummary(Static):
             if absent
             else ""
         )
-        head = ["feature", "method", "statistic", "threshold", "p-value", "live n", ""]
-        return f"<b>mlnb</b> {escape(self._title())}{table(head, rows)}{note}"
+        head = ["feature", "method", "statistic", "threshold", "p-value", "live n", "", "rule"]
+        return f"{title}{rules_html()}{table(head, rows)}{note}"
+
+    def _chart(self, name: str) -> str:
+        labels, exp, obs = _histogram(self.features[name])
+        title = f"{name} ({self.features[name].get('method', '')})"
+        return bar_chart(title, labels, {"training": exp, "live": obs}, percent=True)
 
     def charts_html(self) -> str:
-        charts = []
-        for name in self.order:
-            labels, exp, obs = _histogram(self.features[name])
-            title = f"{name} ({self.features[name].get('method', '')})"
-            charts.append(bar_chart(title, labels, {"training": exp, "live": obs}))
-        return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(charts)}</div>'
+        if self.empty:
+            return ""
+        flex = '<div style="display:flex;flex-wrap:wrap;gap:8px">'
+        drifted = "".join(self._chart(name) for name in self.drifted_first)
+        stable = ""
+        if self.stable:
+            charts = "".join(self._chart(name) for name in self.stable)
+            stable = (
+                f'<details class="mlnb-stable"><summary>{len(self.stable)} stable '
+                f"feature{'s' if len(self.stable) != 1 else ''}: histograms</summary>"
+                f"{flex}{charts}</div></details>"
+            )
+        return f"{flex}{drifted}</div>{stable}" if drifted else stable
+
+    @property
+    def drifted_first(self) -> list[str]:
+        return [k for k in self.order if self.features[k].get("drifted")]
 
     def to_html(self) -> str:
         return f"<div>{self.summary_html()}{self.charts_html()}</div>"
 
     def to_text(self) -> str:
         lines = [self._title()]
+        if self.empty:
+            return "\n".join([*lines, self.empty_message()])
         for name in self.order:
             f = self.features[name]
             lines.append(
                 f"  {name:<24} {f.get('method', ''):<5} {fmt_number(f.get('statistic')):>10}"
-                f"  {'DRIFTED' if f.get('drifted') else 'stable'}"
+                f"  {'DRIFTED' if f.get('drifted') else 'stable':<8} {decision(f)}"
             )
         return "\n".join(lines)
 

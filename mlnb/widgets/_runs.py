@@ -11,16 +11,20 @@ from html import escape
 from typing import Any
 
 from mlnb.exceptions import MlnbError
-from mlnb.tracking._read import (
+from mlnb.tracking import (
     RunSummary,
     active_experiment,
     active_run_id,
+    cell_running,
+    experiment_reason,
+    experiments_with_runs,
     list_runs,
     metric_histories,
 )
 from mlnb.widgets._base import Panel, Static, headless, widgets
+from mlnb.widgets._charts import line_chart
 from mlnb.widgets._compare import _series, compare
-from mlnb.widgets._render import STYLE, badge, fmt_duration, fmt_number, fmt_time, line_chart, table
+from mlnb.widgets._render import STYLE, badge, fmt_duration, fmt_number, fmt_time, table
 
 __all__ = ["RunsPanel", "RunsTable", "runs_panel"]
 
@@ -42,7 +46,8 @@ def runs_panel(
     must_exist = experiment is not None
     if static or (static is None and headless()):
         name = experiment or active_experiment()
-        return RunsTable(name, list_runs(name, max_results, must_exist=must_exist), max_results)
+        runs = list_runs(name, max_results, must_exist=must_exist)
+        return RunsTable(name, runs, max_results, chosen=experiment is None)
     return RunsPanel(experiment, max_results, must_exist=must_exist)
 
 
@@ -96,7 +101,7 @@ def _live_html(run_id: str) -> str | None:
     if not histories:
         return f"<i>run {escape(run_id)}: no metrics yet</i>"
     charts = [
-        line_chart(key, {run_id[:8]: _series(points)}, width=260, height=150)
+        line_chart(key, {run_id[:8]: _series(points)}, width=320, height=200)
         for key, points in sorted(histories.items())[:MAX_LIVE_CHARTS]
     ]
     return (
@@ -137,6 +142,8 @@ class _Follower:
                     return
             time.sleep(min(p.interval for p in panels))
             run_id = active_run_id()
+            if run_id is not None and cell_running() is False:
+                run_id = None  # open between cells: nothing updates it, the banner goes
             followed = {p.live_run_id for p in panels} - {None}
             if run_id is None and not followed:
                 continue
@@ -167,17 +174,44 @@ _FOLLOWER = _Follower()
 class RunsTable(Static):
     """The runs of one experiment, newest first, as a table."""
 
-    def __init__(self, experiment: str, runs: list[RunSummary], max_results: int = 50) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        runs: list[RunSummary],
+        max_results: int = 50,
+        *,
+        chosen: bool = False,
+    ) -> None:
         self.experiment = experiment
         self.runs = runs
         self.max_results = max_results
+        #: the experiment was chosen by mlnb (no -e): the empty message says why and where else
+        self.chosen = chosen
+        self._empty: str | None = None
 
     @property
     def empty_message(self) -> str:
-        return (
-            f"No runs in experiment {self.experiment!r} yet: run a cell that logs something "
-            "(or %mlnb start), then refresh (the Refresh button, or %mlnb runs again)."
+        if self._empty is None:
+            self._empty = self._empty_message()
+        return self._empty
+
+    def _empty_message(self) -> str:
+        why = f" ({experiment_reason()})" if self.chosen else ""
+        text = (
+            f"No runs in experiment {self.experiment!r}{why} yet: run a cell that logs "
+            "something (or %mlnb start), then refresh (the Refresh button, or %mlnb runs again)."
         )
+        try:
+            others = [n for n in experiments_with_runs() if n != self.experiment]
+        except MlnbError:
+            return text
+        if others:
+            listed = ", ".join(repr(n) for n in others)
+            text += (
+                f" Experiments of this project with runs: {listed}; show one with "
+                f"%mlnb runs -e {others[0]!r}."
+            )
+        return text
 
     def to_html(self) -> str:
         runs = list(self.runs)
@@ -222,6 +256,7 @@ class RunsPanel(Panel):
             self.experiment,
             list_runs(self.experiment, max_results, must_exist=must_exist),
             max_results,
+            chosen=experiment is None,
         )
         self.live_run_id: str | None = None
         self._rows: dict[str, _Row] = {}

@@ -117,3 +117,50 @@ def test_a_service_that_is_not_there_is_named() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(MonitorError, match=rf"cannot reach {url}/monitor/drift"):
         drift_report(url)
+
+
+def test_each_feature_shows_the_rule_that_decided_it() -> None:
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame(
+        {"x": rng.normal(0, 1, 5000), "c": rng.choice(list("abc"), 5000, p=[0.5, 0.3, 0.2])}
+    )
+    prof = profile(train, "t", log=False)
+    # 120 values shifted by 0.3 sigma: PSI above 0.1 but not significant, so stable
+    few = compute_drift(prof, pd.DataFrame({"x": np.random.default_rng(0).normal(0.3, 1, 120)}))
+    view = drift_report(few, static=True)
+    (rule,) = view.to_html().split('class="mlnb-decision">')[1:]
+    assert rule.startswith("PSI 0.289 &gt; 0.1 and p 0.00037 ≥ 1e-05: the shift is not")
+    assert "stable" in view.to_html() and "PSI 0.289 > 0.1 and p" in view.to_text()
+    # a large sample with a small change of shares: significant but too small to flag
+    many = np.random.default_rng(0).choice(list("abc"), 200_000, p=[0.53, 0.29, 0.18])
+    small = drift_report(compute_drift(prof, pd.DataFrame({"c": many})), static=True)
+    assert small.drifted == []
+    assert "chi-square p 1.1e-09 &lt; 1e-05 but the change is small (JS distance &lt; 0.05)" in (
+        small.to_html()
+    )
+    assert "the Jensen-Shannon distance is at least 0.05" in small.to_html()  # the rules
+
+
+def test_drifted_features_first_and_open_stable_ones_folded(report: Any) -> None:
+    html = drift_report(report, static=True).to_html()
+    folded = html.split('<details class="mlnb-stable">')
+    assert len(folded) == 2 and "<svg" in folded[0]  # age's histogram open
+    assert "2 stable features: histograms" in folded[1] and folded[1].count("<svg") == 2
+    assert folded[0].index("<b>age</b>") < folded[0].index("<b>city</b>")
+
+
+def test_no_traffic_says_what_to_do(report: Any) -> None:
+    from mlnb.monitor import DriftMonitor
+
+    empty = DriftMonitor(profile(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), "t", log=False)).check()
+    view = drift_report(empty, static=True)
+    html, text = view.to_html(), view.to_text()
+    assert "0 of 0" not in html and "<table" not in html and "<svg" not in html
+    assert "drift against profile t: no live data yet" in text
+    assert "over the last 500 inputs that the service receives" in text
+    assert "send requests to its POST /predict" in text
+    # the body of a service before any request (GET /monitor/drift), and one with drift off
+    body = {"profile": "t", "n": 0, "features": {}, "drifted": [], "window": 200, "seen": 0}
+    assert "the last 200 inputs" in drift_report(body, static=True).to_text()
+    off = {**body, "detail": "drift is off (MLNB_DRIFT=off)"}
+    assert "No drift to show: drift is off (MLNB_DRIFT=off)." in drift_report(off).to_html()

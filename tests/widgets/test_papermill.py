@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.test_papermill import _papermill
@@ -23,7 +22,6 @@ def _html_outputs(cell: nbformat.NotebookNode) -> list[str]:
     ]
 
 
-@pytest.mark.slow
 def test_runs_and_compare_keep_an_html_table_under_papermill(
     project: Path, two_runs: list[str]
 ) -> None:
@@ -59,7 +57,6 @@ def test_runs_and_compare_keep_an_html_table_under_papermill(
     assert all(run_id in page for run_id in two_runs)
 
 
-@pytest.mark.slow
 def test_the_panel_updates_the_frontend_while_a_run_goes(project: Path) -> None:
     """A real kernel driven by nbclient (which keeps every widget update it receives, as a
     frontend would): the panel's background thread sends the new metric and the end."""

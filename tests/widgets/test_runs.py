@@ -48,8 +48,8 @@ def test_panel_lists_runs_newest_first_with_params_and_metrics(two_runs: list[st
 def test_panel_without_runs_says_so(project: Path) -> None:
     panel = runs_panel()  # the active experiment: nothing recorded yet
     assert panel.runs == []
-    assert "No runs in experiment 'Default' yet" in panel.to_html()
-    assert "No runs in experiment 'Default' yet" in panel.message.value
+    assert "No runs in experiment 'Default' (MLflow's default) yet" in panel.to_html()
+    assert "No runs in experiment 'Default' (MLflow's default) yet" in panel.message.value
     assert "No runs" in panel.to_text()
 
 
@@ -77,6 +77,34 @@ def test_panel_follows_the_active_run_then_stops(project: Path) -> None:
     _eventually(lambda: not panel.polling, "following stopped when the run ended")
     assert panel.runs[0].status == "FINISHED"
     assert "live: refreshing" not in panel.header.value
+
+
+def test_the_live_banner_goes_when_the_cell_ends(project: Path) -> None:
+    """An interactive run stays open between cells (until its idle timeout): the panel is
+    live only while a cell runs (the kernel's cell hooks, as %load_ext mlnb calls them)."""
+    from mlnb.tracking import session
+
+    current = session()
+    current.before_cell()  # the cell that runs the training loop
+    try:
+        mlnb.start_run(experiment_name="loop", run_name="epochs")
+        panel = RunsPanel(interval=0.05)
+        assert panel.polling and "live: refreshing" in panel.header.value
+        mlnb.log_metric("loss", 0.3, step=0)
+        mlnb.flush()
+        _eventually(lambda: "<polyline" in panel.live.value or "loss" in panel.live.value, "live")
+        current.after_cell(None)  # the loop's cell ended; the run is still open
+        _eventually(lambda: not panel.polling, "the banner gone after the cell")
+        assert "live: refreshing" not in panel.header.value
+        assert "loss" in panel.live.value  # the last charts stay
+        assert mlnb.active_run() is not None  # the run itself is still open
+        current.before_cell()  # the next cell: live again while it runs
+        _eventually(lambda: panel.polling, "live again in the next cell")
+    finally:
+        current.after_cell(None)
+        current.in_cell = None
+        mlnb.end_run()
+    panel.close()
 
 
 def test_panel_picks_up_a_run_started_after_it(project: Path) -> None:
@@ -118,7 +146,8 @@ def test_compare_highlights_differing_params_and_plots_each_history(
     html = view.to_html()
     assert html.count('class="mlnb-diff"') == 1
     assert '<tr class="mlnb-diff"><td>param <b>lr</b></td><td>0.1</td><td>0.5</td>' in html
-    assert html.count("<polyline") == 2  # one line per run on the loss chart
+    assert view.static.metric_chart("loss").count("<polyline") == 2  # one line per run
+    assert html.count("<polyline") == 4  # and one per run in the params' parallel coordinates
     assert "params that differ: lr" in html
     assert "*param lr: 0.1  |  0.5" in view.to_text()
 
