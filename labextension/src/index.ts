@@ -16,11 +16,14 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { ApiError, ExportResponse, PipelineJob, VersionResponse } from './api';
+import { ApiError, PipelineJob, VersionResponse } from './api';
 import { cellTags, trackBadges } from './badges';
+import { showExported, showExportFailure } from './export';
 import { exportService, startPipeline, versionFile } from './request';
+import { openPipelinePanel } from './pipeline';
 import { MlnbSidebar } from './sidebar';
 import { badgeLabel, MLNB_TAGS, TAG_HELP } from './tags';
+import { connectSidebar } from './compare';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161"><path d="M3 5h8v2H3zm0 6h8v2H3zm0 6h8v2H3z"/>
@@ -33,6 +36,7 @@ namespace CommandIDs {
   export const runPipeline = 'mlnb:run-pipeline';
   export const versionFile = 'mlnb:version-file';
   export const showSidebar = 'mlnb:show-sidebar';
+  export const openPipeline = 'mlnb:open-pipeline';
 }
 
 function text(lines: (string | null | undefined)[], className: string): Widget {
@@ -55,29 +59,6 @@ async function showFailure(title: string, error: unknown): Promise<void> {
     body: text([e.message, e.hint ? `Hint: ${e.hint}` : ''], 'mlnb-dialog mlnb-error-dialog'),
     buttons: [Dialog.okButton({ label: 'Close' })]
   });
-}
-
-function exportBody(result: ExportResponse): Widget {
-  const lines = [
-    `Exported to ${result.folder}`,
-    ...result.models.map(m => `model ${m.resolved}, pinned as ${m.path} (${m.hash.slice(0, 12)})`),
-    ...result.endpoints.map(e => `POST ${e.path} (${e.kind}, from ${e.function})`),
-    ...result.verified.map(p => `verified POST ${p} with the example`),
-    result.service_url
-      ? `Service running at ${result.service_url} (docs: ${result.service_url}/docs)`
-      : `Serve it: ${result.serve_command}`
-  ];
-  const widget = text(lines, 'mlnb-dialog mlnb-export-result');
-  if (result.service_url) {
-    const link = document.createElement('a');
-    link.href = `${result.service_url}/docs`;
-    link.target = '_blank';
-    link.rel = 'noopener';
-    link.className = 'mlnb-service-link';
-    link.textContent = 'Open the service docs';
-    widget.node.appendChild(link);
-  }
-  return widget;
 }
 
 function versionBody(result: VersionResponse): Widget {
@@ -104,6 +85,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const sidebar = new MlnbSidebar(tracker);
     sidebar.title.icon = mlnbIcon;
     shell.add(sidebar, 'left', { rank: 600 });
+    connectSidebar(app, sidebar);
 
     tracker.widgetAdded.connect((_, panel: NotebookPanel) => trackBadges(panel));
 
@@ -142,14 +124,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         try {
           const result = await exportService({ path: panel.context.path, serve: true });
           Notification.dismiss(note);
-          await showDialog({
-            title: 'Exported as a service',
-            body: exportBody(result),
-            buttons: [Dialog.okButton({ label: 'Close' })]
-          });
+          await showExported(result);
         } catch (error) {
           Notification.dismiss(note);
-          await showFailure('Export failed', error);
+          await showExportFailure(panel, error, id => shell.activateById(id));
         }
       }
     });
@@ -165,6 +143,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         try {
           const job = await startPipeline({ path });
+          openPipelinePanel(app, job.pipeline, job.job_id); // the DAG, live
           app.shell.activateById(sidebar.id);
           Notification.info(`Pipeline ${job.pipeline} started`, { autoClose: 3000 });
           sidebar.followJob(job, (done: PipelineJob) => {
@@ -209,6 +188,39 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => app.shell.activateById(sidebar.id)
     });
 
+    // the pipeline panel: a pipeline.yaml from the file browser, else the current notebook's
+    const isPipelineFile = (name: string): boolean => /\.ya?ml$/.test(name);
+    const selectedFile = (): string | null => {
+      const item = fileBrowser?.selectedItems().next();
+      return item && !item.done ? item.value.path : null;
+    };
+    commands.addCommand(CommandIDs.openPipeline, {
+      label: 'Open pipeline',
+      caption: 'Show the DAG of a pipeline.yaml: step states (live), runs, history, schedules',
+      // in the file browser's menu only on a .yaml; from the palette, always
+      isVisible: args => !args.fromFileBrowser || isPipelineFile(selectedFile() ?? ''),
+      execute: args => {
+        const selected = selectedFile();
+        const yaml = selected && isPipelineFile(selected) ? selected : null;
+        const path =
+          String(args.path ?? '') || (args.fromFileBrowser ? yaml : (notebookPath() ?? yaml));
+        if (!path) {
+          void showFailure(
+            'Open pipeline',
+            'open a notebook next to a pipeline.yaml, or right-click a pipeline.yaml'
+          );
+          return;
+        }
+        openPipelinePanel(app, path);
+      }
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.openPipeline,
+      args: { fromFileBrowser: true },
+      selector: '.jp-DirListing-item[data-isdir="false"]',
+      rank: 21
+    });
+
     app.contextMenu.addItem({
       command: CommandIDs.versionFile,
       selector: '.jp-DirListing-item[data-isdir]',
@@ -229,7 +241,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.exportService,
         CommandIDs.runPipeline,
         CommandIDs.versionFile,
-        CommandIDs.showSidebar
+        CommandIDs.showSidebar,
+        CommandIDs.openPipeline
       ]) {
         palette.addItem({ command, category });
       }

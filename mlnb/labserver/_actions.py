@@ -8,19 +8,23 @@ API; every one of them, and every path a pipeline spec names, goes through
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mlnb._text import first_line
 from mlnb.exceptions import MlnbError, OutsideReadError, TrackingUnavailableError
 from mlnb.labserver._errors import LabError
+from mlnb.labserver._mlflow_ui import MlflowUi
 from mlnb.labserver._models import (
+    CompareResponse,
     EndpointInfo,
     ErrorResponse,
     ExportRequest,
@@ -30,16 +34,29 @@ from mlnb.labserver._models import (
     PipelineRequest,
     RunsResponse,
     RunSummary,
+    StepProgress,
     StepState,
+    UiRequest,
+    UiResponse,
     VersionRequest,
     VersionResponse,
 )
 from mlnb.labserver._paths import OUTSIDE_HINT, ServerRoot
 
 if TYPE_CHECKING:
-    from mlnb.pipeline import Pipeline
+    from mlnb.labserver._pipelines import RunLinks
+    from mlnb.pipeline import Pipeline, StepEvent
 
-__all__ = ["LabError", "Pipelines", "Services", "export", "list_runs", "version"]
+__all__ = [
+    "LabError",
+    "Pipelines",
+    "Services",
+    "compare",
+    "export",
+    "list_runs",
+    "start_ui",
+    "version",
+]
 
 #: metrics shown per run in the sidebar (the rest are one click away in the MLflow UI)
 MAX_RUNS = 20
@@ -66,23 +83,28 @@ def read_notebook_json(path: Path, shown: str) -> dict[str, Any]:
 
 
 # -- runs ----------------------------------------------------------------------------------
-def ui_base(tracking_uri: str, configured: str) -> tuple[str, str]:
+def ui_base(tracking_uri: str, configured: str, managed: str | None = None) -> tuple[str, str]:
     """Base URL of the MLflow UI for these runs, and how to get it running."""
     if configured:
         return configured.rstrip("/"), f"the MLflow UI at {configured}"
     if tracking_uri.startswith(("http://", "https://")):
         return tracking_uri.rstrip("/"), "the MLflow server these runs go to"
-    return "http://127.0.0.1:5000", "run `mlnb ui` in the project to open the MLflow UI"
+    if managed:
+        return managed, f"the MLflow UI started by JupyterLab at {managed}"
+    return "http://127.0.0.1:5000", "the MLflow UI button starts it, or run `mlnb ui`"
 
 
-def list_runs(root: ServerRoot, path: str, configured_ui: str = "") -> RunsResponse:
+def list_runs(
+    root: ServerRoot, path: str, configured_ui: str = "", ui: MlflowUi | None = None
+) -> RunsResponse:
     from mlnb.config import get_settings
-    from mlnb.tracking import _client
+    from mlnb.tracking import describe_error, get_client
 
     notebook = root.request_path(path, what="notebook", suffix=".ipynb")
     settings = get_settings(notebook.parent)
-    base, hint = ui_base(settings.tracking_uri, configured_ui)
-    client = _client.get_client(settings)
+    managed = ui.running_url(settings.root) if ui is not None else None
+    base, hint = ui_base(settings.tracking_uri, configured_ui, managed)
+    client = get_client(settings)
     quoted = str(notebook).replace("\\", "\\\\").replace("'", "\\'")
     try:
         ids = [e.experiment_id for e in client.search_experiments()]
@@ -95,33 +117,151 @@ def list_runs(root: ServerRoot, path: str, configured_ui: str = "") -> RunsRespo
     except MlnbError:
         raise
     except Exception as exc:
-        raise _client.describe_error(exc, settings.tracking_uri, "list the runs") from exc
-    runs = [
-        RunSummary(
-            run_id=r.info.run_id,
-            name=r.info.run_name or r.info.run_id,
-            status=r.info.status,
-            experiment_id=str(r.info.experiment_id),
-            start_time=r.info.start_time,
-            end_time=r.info.end_time,
-            metrics={k: float(v) for k, v in sorted(r.data.metrics.items())},
-            params=dict(sorted(r.data.params.items())),
-            url=f"{base}/#/experiments/{r.info.experiment_id}/runs/{r.info.run_id}",
-        )
-        for r in found
-    ]
+        raise describe_error(exc, settings.tracking_uri, "list the runs") from exc
+    runs = [_summary(root, settings.home, base, r) for r in found]
+    runs = _pending(settings, str(notebook), runs) + runs
     return RunsResponse(
         notebook=root.relative(notebook),
         tracking_uri=settings.tracking_uri,
         ui_url=base,
         ui_hint=hint,
+        ui_start=not configured_ui and not settings.is_remote and managed is None,
+        idle_timeout=settings.idle_timeout,
         active=any(r.status == "RUNNING" for r in runs),
         runs=runs,
     )
 
 
+def _pending(settings: Any, notebook: str, listed: list[RunSummary]) -> list[RunSummary]:
+    """This notebook's runs started but not yet in the store (MLflow still being imported
+    for a kernel's first run, a server that is down): from the journal, shown at once."""
+    from mlnb.tracking import unsent_runs
+
+    try:
+        found = unsent_runs(settings.journal_dir, settings.tracking_uri)
+    except OSError:
+        return []
+    known = {r.run_id for r in listed}
+    return [
+        RunSummary(
+            run_id=run["run"],
+            name=run["run_name"] or "new run",  # MLflow names it when it creates it
+            status=run["status"],
+            experiment_id=run["experiment_id"],
+            start_time=run["start_time"],
+            end_time=run["end_time"],
+            metrics={k: float(v) for k, v in sorted(run["metrics"].items())},
+            params=dict(sorted(run["params"].items())),
+            url="",
+            step=run["tags"].get("mlnb.step"),
+            parent_run_id=None,
+            parent_url=None,
+            executed_notebook=None,
+            pending=True,
+        )
+        for run in found
+        if run["tags"].get("mlnb.notebook") == notebook
+        and run["tags"].get("mlnb.discarded") != "true"
+        and run["run"] not in known
+    ][:MAX_RUNS]
+
+
+def _summary(root: ServerRoot, home: Path, base: str, r: Any) -> RunSummary:
+    tags = r.data.tags
+    step = tags.get("mlnb.step")
+    parent = tags.get("mlflow.parentRunId")
+    experiment = r.info.experiment_id
+    return RunSummary(
+        run_id=r.info.run_id,
+        name=r.info.run_name or r.info.run_id,
+        status=r.info.status,
+        experiment_id=str(experiment),
+        start_time=r.info.start_time,
+        end_time=r.info.end_time,
+        metrics={k: float(v) for k, v in sorted(r.data.metrics.items())},
+        params=dict(sorted(r.data.params.items())),
+        url=f"{base}/#/experiments/{experiment}/runs/{r.info.run_id}",
+        step=step,
+        parent_run_id=parent,
+        parent_url=f"{base}/#/experiments/{experiment}/runs/{parent}" if parent else None,
+        executed_notebook=executed_notebook(root, home, parent, step) if parent else None,
+    )
+
+
+def executed_notebook(root: ServerRoot, home: Path, parent: str, step: str | None) -> str | None:
+    """A pipeline step's executed notebook as a path JupyterLab opens (relative to the root),
+    or None when there is none. The runner keeps it in ``.mlnb/runs/<pipeline run>/``, a
+    hidden folder the contents API refuses by default: then a copy under
+    ``build/pipeline-runs/<pipeline run>/`` is what opens (made once, read-only in spirit)."""
+    if not step:
+        return None
+    kept = home / "runs" / parent / f"{step.replace('/', '_')}.ipynb"
+    if not kept.is_file():
+        return None
+    kept = kept.resolve()
+    visible = kept.is_relative_to(root.root) and (root.allow_hidden or not root._hidden(kept))
+    if visible:
+        return root.relative(kept)
+    copy = root.root / "build" / "pipeline-runs" / parent / kept.name
+    try:
+        if not copy.is_file() or copy.stat().st_mtime < kept.stat().st_mtime:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(kept, copy)
+    except OSError:
+        return None
+    return root.relative(copy)
+
+
+def compare(root: ServerRoot, run_ids: list[str]) -> CompareResponse:
+    """What ``%mlnb compare`` shows for these runs (mlnb.widgets' static view)."""
+    from mlnb.widgets import Comparison
+    from mlnb.widgets import compare as compare_runs
+
+    ids = [r for r in run_ids if r.strip()]
+    if len(ids) < 2:
+        raise LabError(
+            400,
+            f"compare needs at least two runs, got {len(ids)}",
+            "tick two or more runs in the mlnb sidebar, then Compare",
+        )
+    view = compare_runs(ids, static=True)
+    assert isinstance(view, Comparison)
+    bundle = view._repr_mimebundle_()
+    return CompareResponse(
+        run_ids=[r.run_id for r in view.runs],
+        differing_params=list(view.differing_params),
+        html=str(bundle["text/html"]),
+    )
+
+
+def start_ui(root: ServerRoot, request: UiRequest, ui: MlflowUi) -> UiResponse:
+    from mlnb.config import get_settings
+
+    notebook = root.request_path(request.path, what="notebook", suffix=".ipynb")
+    settings = get_settings(notebook.parent)
+    if settings.is_remote:
+        return UiResponse(url=settings.tracking_uri.rstrip("/"), started=False, ready=True)
+    state = ui.ensure(settings.root, _any_run(settings))
+    return UiResponse(url=state.url, started=state.started, ready=state.ready)
+
+
+def _any_run(settings: Any) -> str | None:
+    """A run of the store (tells a UI of this store from one of another store)."""
+    from mlnb.tracking import get_client
+
+    client = get_client(settings)
+    try:
+        ids = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(ids, max_results=1) if ids else []
+    except Exception:
+        return None
+    return str(found[0].info.run_id) if found else None
+
+
 # -- export --------------------------------------------------------------------------------
-def export(root: ServerRoot, request: ExportRequest, services: Services) -> ExportResponse:
+def export(
+    root: ServerRoot, request: ExportRequest, services: Services, configured_ui: str = ""
+) -> ExportResponse:
     from mlnb.export import export_notebook
 
     notebook = root.request_path(request.path, what="notebook", suffix=".ipynb")
@@ -158,27 +298,60 @@ def export(root: ServerRoot, request: ExportRequest, services: Services) -> Expo
             raise LabError(
                 409, message, "export again with force, or choose another folder"
             ) from None
+        # the cause (and the cell) first; what it stopped after
         raise LabError(
             409,
-            f"the export check failed: {message}",
-            "fix the notebook's tagged cells and export again; nothing was written",
+            message,
+            "nothing was written: the export check failed. Fix the cell and export again",
+            cell=getattr(exc, "cell", None),
         ) from exc
     meta = result.metadata
-    url = services.start(result.folder) if request.serve else None
+    url, note = services.start(result.folder) if request.serve else (None, None)
     return ExportResponse(
         folder=root.relative(result.folder),
         endpoints=[
             EndpointInfo(path=e["path"], function=e["function"], kind=e["kind"])
             for e in meta.get("endpoints", [])
         ],
-        models=[
-            ModelInfo(resolved=str(m["resolved"]), path=str(m["path"]), hash=str(m["hash"]))
-            for m in meta.get("models", [])
-        ],
+        models=model_runs(meta.get("models", []), notebook.parent, configured_ui),
         verified=sorted(result.answers),
         serve_command=f"mlnb serve {root.relative(result.folder)}",
         service_url=url,
+        port_note=note,
     )
+
+
+def model_runs(models: list[dict[str, Any]], where: Path, configured_ui: str) -> list[ModelInfo]:
+    """The pinned models, each with the run that logged it: name, params and its page in
+    the MLflow UI (left empty when the run is not in this project's store)."""
+    from mlnb.config import get_settings
+    from mlnb.tracking import get_client
+
+    settings = get_settings(where)
+    base, _ = ui_base(settings.tracking_uri, configured_ui)
+    out = []
+    for model in models:
+        run_id = model.get("run_id") or None
+        run = None
+        if run_id:
+            try:
+                run = get_client(settings).get_run(run_id)
+            except Exception:
+                run = None  # a model logged elsewhere: its run id is still shown
+        out.append(
+            ModelInfo(
+                resolved=str(model["resolved"]),
+                path=str(model["path"]),
+                hash=str(model["hash"]),
+                run_id=run_id,
+                run_name=(run.info.run_name or None) if run is not None else None,
+                run_params=dict(sorted(run.data.params.items())) if run is not None else {},
+                run_url=f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+                if run is not None
+                else None,
+            )
+        )
+    return out
 
 
 def _outside_root(root: ServerRoot, path: str, exc: OutsideReadError) -> LabError:
@@ -192,31 +365,40 @@ def _outside_root(root: ServerRoot, path: str, exc: OutsideReadError) -> LabErro
 
 
 class Services:
-    """Services started from the UI (``mlnb serve``), one per folder, stopped with the server."""
+    """Services started from the UI (``mlnb serve``), one per folder, stopped with the server.
+
+    Each service folder keeps its port from one export to the next (an open ``/docs`` tab
+    goes on working): the port is remembered in ``.NAME.serve.json`` next to the folder
+    (beside its log, ``.NAME.serve.log``; the folder itself is replaced by each export) and
+    used again when it is free; only when another process holds it is a new one chosen,
+    and :meth:`start` says so."""
 
     def __init__(self) -> None:
         self._procs: dict[Path, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
-    def start(self, folder: Path, timeout: float = 90.0) -> str:
+    def start(self, folder: Path, timeout: float = 90.0) -> tuple[str, str | None]:
+        """Start (or restart) the service of ``folder``: its URL, and a note when its port
+        changed (``None`` when it kept the one it had, or had none)."""
         import urllib.request
 
-        from mlnb.export._verify import free_port
+        from mlnb._net import PORT_RACE_ATTEMPTS, free_port, lost_port_race
 
         folder = folder.resolve()
         self.stop(folder)
-        port = free_port()
-        log = open(folder.parent / f".{folder.name}.serve.log", "wb")  # noqa: SIM115
-        command = [sys.executable, "-m", "mlnb", "serve", str(folder)]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        with self._lock:
-            self._procs[folder] = proc
-        url = f"http://127.0.0.1:{port}"
+        before = remembered_port(folder)
+        port = before if before is not None and port_is_free(before) else free_port()
+        proc, url, log = self._launch(folder, port)
+        starts = 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                said = Path(log.name).read_text(errors="replace")
+                if lost_port_race(said) and starts < PORT_RACE_ATTEMPTS:
+                    starts += 1  # another process took the port first: a new one
+                    port = free_port()
+                    proc, url, log = self._launch(folder, port)
+                    continue
                 raise LabError(
                     409,
                     f"the service exited at start-up (status {proc.returncode})",
@@ -224,11 +406,23 @@ class Services:
                 )
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                    return url
+                    remember_port(folder, port)
+                    return url, port_note(before, port)
             except OSError:
                 time.sleep(0.2)
         self.stop(folder)
         raise LabError(409, "the service did not answer /healthz in time", f"see {log.name}")
+
+    def _launch(self, folder: Path, port: int) -> tuple[subprocess.Popen[bytes], str, IO[bytes]]:
+        """``mlnb serve folder`` on ``port``: the process, its URL and its (closed) log."""
+        log = open(folder.parent / f".{folder.name}.serve.log", "wb")  # noqa: SIM115
+        command = [sys.executable, "-m", "mlnb", "serve", str(folder)]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        with self._lock:
+            self._procs[folder] = proc
+        return proc, f"http://127.0.0.1:{port}", log
 
     def stop(self, folder: Path | None = None) -> None:
         with self._lock:
@@ -243,9 +437,55 @@ class Services:
                 proc.wait()
 
 
+def _port_file(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.serve.json"
+
+
+def remembered_port(folder: Path) -> int | None:
+    """The port the service of ``folder`` had last time it was started from the UI."""
+    try:
+        port = json.loads(_port_file(folder).read_text(encoding="utf-8")).get("port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
+def remember_port(folder: Path, port: int) -> None:
+    record = {"folder": folder.name, "port": port}
+    try:
+        _port_file(folder).write_text(json.dumps(record) + "\n", encoding="utf-8")
+    except OSError:
+        return  # a read-only parent: the next start chooses a port again
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` now (as uvicorn binds it: SO_REUSEADDR,
+    so a port our own stopped service left in TIME_WAIT counts as free)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_note(before: int | None, port: int) -> str | None:
+    """What to tell the user when the service did not get its port back."""
+    if before is None or before == port:
+        return None
+    return (
+        f"port {before}, which this service had before, is taken by another process; the "
+        f"service now runs on port {port}: open its docs at http://127.0.0.1:{port}/docs "
+        "(tabs on the old port no longer reach it)"
+    )
+
+
 # -- versions ------------------------------------------------------------------------------
 def version(root: ServerRoot, request: VersionRequest) -> VersionResponse:
-    from mlnb.versioning import version as version_path
+    from mlnb.tracking import version as version_path
 
     target = root.request_path(request.path, what="file or folder")
     root.tree(target, field="path", written=request.path)  # its files are copied to the store
@@ -283,6 +523,8 @@ class _Job:
     status: str = "running"
     run_id: str | None = None
     steps: list[StepState] = field(default_factory=list)
+    #: each step's last progress event, in the order they were first seen
+    progress: dict[str, StepProgress] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     error: ErrorResponse | None = None
 
@@ -293,9 +535,31 @@ class _Job:
             status=self.status,
             run_id=self.run_id,
             steps=list(self.steps),
+            progress=list(self.progress.values()),
             log=list(self.log[-200:]),
             error=self.error,
         )
+
+    def follow(self, root: ServerRoot, links: RunLinks) -> Callable[[StepEvent], None]:
+        """The ``on_event`` of the run: each event becomes its step's progress (run id and
+        notebook kept from earlier events of the step)."""
+
+        def on_event(event: StepEvent) -> None:
+            before = self.progress.get(event.step)
+            run_id = event.run_id or (before.run_id if before else None)
+            notebook = root.relative(Path(event.notebook)) if event.notebook else None
+            self.progress[event.step] = StepProgress(
+                name=event.step,
+                state=event.state,
+                cell=event.cell,
+                message=event.message,
+                run_id=run_id,
+                notebook=notebook or (before.notebook if before else None),
+                url=links.url(run_id),
+                elapsed=round(event.elapsed, 1),
+            )
+
+        return on_event
 
 
 class Pipelines:
@@ -306,7 +570,9 @@ class Pipelines:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, root: ServerRoot, request: PipelineRequest) -> PipelineJob:
+    def start(
+        self, root: ServerRoot, request: PipelineRequest, configured_ui: str = ""
+    ) -> PipelineJob:
         from mlnb.pipeline import load_pipeline
 
         spec = find_pipeline(root, request.path)
@@ -324,9 +590,16 @@ class Pipelines:
                     "wait for it to finish (the mlnb sidebar shows its progress)",
                 )
             job = _Job(job_id=uuid.uuid4().hex[:12], pipeline=shown)
+            for step in pipeline.steps:  # every step is queued until the runner says more
+                job.progress[step.name] = StepProgress(
+                    name=step.name, state="queued", cell=None, message=None, run_id=None,
+                    notebook=None, url=None, elapsed=0.0,
+                )  # fmt: skip
             self._jobs[job.job_id] = job
         thread = threading.Thread(
-            target=self._run, args=(job, pipeline, request), name=f"mlnb-pipeline-{job.job_id}"
+            target=self._run,
+            args=(job, pipeline, request, root, configured_ui),
+            name=f"mlnb-pipeline-{job.job_id}",
         )
         thread.daemon = True
         thread.start()
@@ -341,7 +614,23 @@ class Pipelines:
             )
         return job.model()
 
-    def _run(self, job: _Job, pipeline: Pipeline, request: PipelineRequest) -> None:
+    def running(self, shown: str) -> str | None:
+        """The id of the run of pipeline file ``shown`` that is still going, if any."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.pipeline == shown and job.status == "running":
+                    return job.job_id
+        return None
+
+    def _run(
+        self,
+        job: _Job,
+        pipeline: Pipeline,
+        request: PipelineRequest,
+        root: ServerRoot,
+        configured_ui: str,
+    ) -> None:
+        from mlnb.labserver._pipelines import RunLinks
         from mlnb.pipeline import PipelineFailed, run_pipeline
 
         def states(result: Any) -> list[StepState]:
@@ -352,7 +641,11 @@ class Pipelines:
 
         try:
             result = run_pipeline(
-                pipeline, force=request.force, workers=request.workers, report=job.log.append
+                pipeline,
+                force=request.force,
+                workers=request.workers,
+                report=job.log.append,
+                on_event=job.follow(root, RunLinks(pipeline.name, configured_ui)),
             )
             job.steps, job.run_id = states(result), result.run_id
             job.status = "succeeded" if result.ok else "failed"

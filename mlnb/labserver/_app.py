@@ -1,5 +1,5 @@
 """The ``ExtensionApp``: registers the handlers and owns what outlives a request (pipeline
-runs in background threads, services started from the UI)."""
+runs in background threads, services and the MLflow UI started from the UI)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
 from mlnb.labserver._actions import Pipelines, Services
+from mlnb.labserver._mlflow_ui import MlflowUi
 
 __all__ = ["MlnbLabApp"]
 
@@ -26,6 +27,7 @@ class MlnbLabApp(ExtensionApp):  # type: ignore[misc]
     def initialize_settings(self) -> None:
         self.pipelines = Pipelines()
         self.services = Services()
+        self.mlflow_ui = MlflowUi()
 
     def initialize_handlers(self) -> None:
         from mlnb.labserver._handlers import handlers
@@ -34,3 +36,4 @@ class MlnbLabApp(ExtensionApp):  # type: ignore[misc]
 
     async def stop_extension(self) -> None:
         self.services.stop()
+        self.mlflow_ui.stop()

@@ -24,12 +24,14 @@ from pydantic import BaseModel, ValidationError
 
 from mlnb._text import first_line
 from mlnb.exceptions import MlnbError, TrackingUnavailableError, VersionNotFoundError
-from mlnb.labserver import _actions
+from mlnb.labserver import _actions, _pipelines
 from mlnb.labserver._errors import LabError
 from mlnb.labserver._models import (
     ErrorResponse,
     ExportRequest,
     PipelineRequest,
+    ScheduleRequest,
+    UiRequest,
     VersionRequest,
 )
 from mlnb.labserver._paths import ServerRoot
@@ -68,6 +70,11 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
     def state(self) -> Any:
         return self.extensionapp
 
+    @property
+    def mlflow_ui(self) -> str:
+        """The configured MLflow UI (``MlnbLabApp.mlflow_ui_url``), "" when not set."""
+        return str(getattr(self.state, "mlflow_ui_url", "") or "")
+
     def body_as(self, model: type[M]) -> M:
         fields = f"send a JSON object with the fields of {model.__name__}: "
         fields += ", ".join(model.model_fields)
@@ -95,10 +102,15 @@ class _Handler(ExtensionHandlerMixin, APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, LabError):
-            status, body = exc.status, ErrorResponse(error=exc.error, hint=exc.hint)
+            body = ErrorResponse(error=exc.error, hint=exc.hint, cell=exc.cell)
+            status = exc.status
         elif isinstance(exc, MlnbError):
             status = _mlnb_status(exc)
-            body = ErrorResponse(error=first_line(exc, limit=2000), hint=_mlnb_hint(exc))
+            body = ErrorResponse(
+                error=first_line(exc, limit=2000),
+                hint=_mlnb_hint(exc),
+                cell=getattr(exc, "cell", None),
+            )
         elif isinstance(exc, tornado.web.HTTPError):
             status = exc.status_code
             body = ErrorResponse(
@@ -130,22 +142,93 @@ class RunsHandler(_Handler):
     async def get(self) -> None:
         path = self.get_query_argument("path", "")
         ui = str(getattr(self.state, "mlflow_ui_url", "") or "")
-        self.reply(await self.call(_actions.list_runs, self.root, path, ui))
+        runs = await self.call(_actions.list_runs, self.root, path, ui, self.state.mlflow_ui)
+        self.reply(runs)  # tornado answers 304 to a matching If-None-Match (the sidebar's)
+
+
+class CompareHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        run_ids = self.get_query_arguments("run")
+        self.reply(await self.call(_actions.compare, self.root, run_ids))
+
+
+class UiHandler(_Handler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        request = self.body_as(UiRequest)
+        answer = await self.call(_actions.start_ui, self.root, request, self.state.mlflow_ui)
+        self.reply(answer, status=200 if answer.ready else 202)  # 202: starting, ask again
 
 
 class ExportHandler(_Handler):
     @tornado.web.authenticated
     async def post(self) -> None:
         request = self.body_as(ExportRequest)
-        self.reply(await self.call(_actions.export, self.root, request, self.state.services))
+        ui = str(getattr(self.state, "mlflow_ui_url", "") or "")
+        services = self.state.services
+        self.reply(await self.call(_actions.export, self.root, request, services, ui))
 
 
 class PipelinesHandler(_Handler):
     @tornado.web.authenticated
     async def post(self) -> None:
         request = self.body_as(PipelineRequest)
-        job = await self.call(self.state.pipelines.start, self.root, request)
+        job = await self.call(self.state.pipelines.start, self.root, request, self.mlflow_ui)
         self.reply(job, status=202)
+
+
+class PipelineGraphHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.get_query_argument("path", "")
+        spec = await self.call(_actions.find_pipeline, self.root, path)
+        job_id = self.state.pipelines.running(self.root.relative(spec))
+        self.reply(await self.call(_pipelines.graph, self.root, path, self.mlflow_ui, job_id))
+
+
+class PipelineHistoryHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.get_query_argument("path", "")
+        self.reply(await self.call(_pipelines.history, self.root, path, self.mlflow_ui))
+
+
+class ExecutedNotebookHandler(_Handler):
+    """A step's executed notebook as read-only HTML (the panel shows it in a tab)."""
+
+    @property
+    def content_security_policy(self) -> str:
+        # its outputs are the notebook's own: no script runs, styles and inline images show
+        return (
+            "frame-ancestors 'self'; default-src 'none'; script-src 'none'; "
+            "style-src 'unsafe-inline'; img-src data:; font-src data:"
+        )
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.get_query_argument("path", "")
+        html = await self.call(_pipelines.executed_notebook_html, self.root, path)
+        self.finish(html, set_content_type="text/html; charset=UTF-8")
+
+
+class SchedulesHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.get_query_argument("path", "")
+        self.reply(await self.call(_pipelines.schedules, self.root, path))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        request = self.body_as(ScheduleRequest)
+        self.reply(await self.call(_pipelines.add_schedule, self.root, request), status=201)
+
+
+class ScheduleHandler(_Handler):
+    @tornado.web.authenticated
+    async def delete(self, schedule_id: str) -> None:
+        path = self.get_query_argument("path", "")
+        self.reply(await self.call(_pipelines.remove_schedule, self.root, schedule_id, path))
 
 
 class PipelineJobHandler(_Handler):
@@ -163,8 +246,15 @@ class VersionHandler(_Handler):
 
 handlers: list[tuple[str, type[_Handler]]] = [
     (r"/mlnb/runs", RunsHandler),
+    (r"/mlnb/compare", CompareHandler),
+    (r"/mlnb/ui", UiHandler),
     (r"/mlnb/export", ExportHandler),
     (r"/mlnb/pipelines", PipelinesHandler),
+    (r"/mlnb/pipelines/graph", PipelineGraphHandler),
+    (r"/mlnb/pipelines/history", PipelineHistoryHandler),
+    (r"/mlnb/pipelines/notebook", ExecutedNotebookHandler),
     (r"/mlnb/pipelines/([0-9a-f]+)", PipelineJobHandler),
+    (r"/mlnb/schedules", SchedulesHandler),
+    (r"/mlnb/schedules/([0-9a-f]+)", ScheduleHandler),
     (r"/mlnb/version", VersionHandler),
 ]

@@ -14,14 +14,12 @@ import pytest
 from tests.lab.conftest import Lab
 from tests.serving import code, write_notebook
 
-pytestmark = pytest.mark.slow
-
 
 def _error(response: httpx.Response, status: int) -> dict[str, str]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "hint"}, body
+    assert set(body) == {"error", "hint", "cell"}, body
     assert body["error"] and body["hint"]
     assert "Traceback" not in response.text
     return body
@@ -104,9 +102,14 @@ def test_export_failing_its_check_is_a_409_and_writes_nothing(lab: Lab) -> None:
     )
     with lab.client() as client:
         body = _error(client.post("/mlnb/export", json={"path": "unchecked.ipynb"}), 409)
-    assert body["error"].startswith("the export check failed:")
-    assert "scaler" in body["error"]  # names the undefined name (and the cell defining it)
-    assert "nothing was written" in body["hint"]
+    # the cause first, the cells by position (from 1, as the user counts them), then the fix
+    assert body["error"].startswith(
+        "name 'scaler' is used by cell 3 \"def predict(df: pd.DataFrame) -> list[int]:\" but "
+        'it is defined in cell 4 "scaler = lambda df: [0] * len(df)", which is not tagged '
+        "mlnb:export; tag cell 4 mlnb:export"
+    )
+    assert body["cell"] == 2  # the position from 0 that "Go to cell" makes active
+    assert body["hint"].startswith("nothing was written: the export check failed")
     services = lab.root / "build" / "services"
     assert not (services / "unchecked").exists()
     assert not any(p.name.startswith(".unchecked") for p in services.glob("*"))

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.prefix) / "bin" / "uv"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -14,14 +14,12 @@ import pytest
 from tests.lab.conftest import Lab
 from tests.serving import code, write_notebook
 
-pytestmark = pytest.mark.slow
-
 
 def _forbidden(response: httpx.Response, *says: str) -> str:
     assert response.status_code == 403, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "hint"}, body
+    assert set(body) == {"error", "hint", "cell"}, body
     assert "outside the server root" in body["error"], body
     assert "server root" in body["hint"]
     for part in says:
