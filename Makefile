@@ -9,7 +9,7 @@ export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test bench lint typecheck system-deps clean
+.PHONY: install demo test test-fast check bench lint typecheck system-deps clean
 .PHONY: labextension labextension-develop labextension-test
 
 $(STAMP): pyproject.toml
@@ -86,8 +86,24 @@ demo: install
 	@echo; echo "== the model as a service: export notebooks/serve.ipynb, serve it, call it"
 	@MLNB=$(VENV)/bin/mlnb bash notebooks/demo-serve.sh
 
+# pytest runs on TEST_WORKERS processes (pytest-xdist), a test file on one worker
+# (--dist loadfile) so that a file's module and session fixtures (the corpus run of
+# tests/corpus, one JupyterLab per worker at most) are set up once. Not --dist loadgroup:
+# with pytest 9, pytest-xdist 3.8 cannot rename a test to its group, and every worker
+# would run the whole corpus. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= auto
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadfile
+
 test: install system-deps lint typecheck labextension-test
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_XDIST) --durations=40
+
+# The fast lane: no kernels, servers, PostgreSQL or browser (the `slow` mark is set by what a
+# test uses, see tests/lanes.py); needs neither Node.js nor the system packages.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_XDIST)
+
+# Lint and type checks, without Node.js or the system packages.
+check: lint typecheck
 
 bench: install system-deps
 	@command -v wrk >/dev/null || { \
@@ -96,11 +112,11 @@ bench: install system-deps
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m benchmarks
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check mlnb tests benchmarks
 	$(VENV)/bin/ruff format --check mlnb tests benchmarks
 
-typecheck: install
+typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "log_model",
     "versioning",
     "serving",
+    "export",
     "pipeline",
     "drift",
     "safety",

@@ -1,11 +1,15 @@
 """Online drift: how fast a shift is flagged, how often unshifted data raises an alarm, and
 what watching costs per request.
 
-The service's policy is simulated with :class:`mlnb.monitor.DriftMonitor` and the defaults
-in :mod:`mlnb.monitor` (window ``DEFAULT_WINDOW`` = 500 inputs, a check every
-``DEFAULT_CHECK_EVERY`` = 100 requests, PSI threshold ``DEFAULT_PSI_THRESHOLD``), one row a
-request, on a profile of 1,000 training rows of 10 standard normal features and one
-categorical feature of 5 values (seeded):
+What is measured is what a service runs: :class:`mlnb.monitor.DriftMonitor` built with
+``mlnb.serve.ServeSettings().drift_options()`` (the keyword arguments ``mlnb serve`` builds
+its monitor with, at their defaults: a window of ``MLNB_DRIFT_WINDOW`` = 500 inputs, a check
+every ``MLNB_DRIFT_EVERY`` = 100 requests, PSI threshold ``MLNB_DRIFT_THRESHOLD`` for numbers,
+p-value ``MLNB_DRIFT_P_VALUE`` for categories), with the same ``check()`` its background
+thread calls when due. Only the clock is left out: the stream here is not in real time, so
+the time-based check (``MLNB_DRIFT_SECONDS``) is pushed out of reach and checks come every
+100 requests, as they do under load. One row a request, on a profile of 1,000 training rows
+of 10 standard normal features and one categorical feature of 5 values (seeded):
 
 * ``detect`` - the stream first fills the window with unshifted rows, then the mean of ONE
   feature moves by 0.5 standard deviations; the figure is the number of requests after the
@@ -52,14 +56,21 @@ def _profile(seed: int, rows: int = TRAIN_ROWS) -> Any:
     return profile(_frame(np.random.default_rng(seed), rows), "bench", log=False)
 
 
+def _service_monitor(profile: Any) -> Any:
+    """The drift monitor of a service with the default settings (no clock: see above)."""
+    from mlnb.monitor import DriftMonitor
+    from mlnb.serve import ServeSettings
+
+    options = ServeSettings().drift_options()
+    return DriftMonitor(profile, **{**options, "check_seconds": 1e9, "min_seconds": 0.0})
+
+
 def _detect(seed: int) -> int | None:
     import numpy as np
 
-    from mlnb.monitor import DEFAULT_WINDOW, DriftMonitor
-
     rng = np.random.default_rng(1000 + seed)
-    monitor = DriftMonitor(_profile(seed), check_seconds=1e9)
-    monitor.observe(_frame(rng, DEFAULT_WINDOW).to_dict("records"))
+    monitor = _service_monitor(_profile(seed))
+    monitor.observe(_frame(rng, monitor.window).to_dict("records"))
     monitor.check()
     shifted = _frame(rng, MAX_AFTER_SHIFT, shift=0.5).to_dict("records")
     for i, record in enumerate(shifted, start=1):
@@ -72,13 +83,12 @@ def _detect(seed: int) -> int | None:
 def _fresh_windows(seeds: int) -> float:
     import numpy as np
 
-    from mlnb.monitor import DEFAULT_WINDOW, drift_report
-
     flagged = 0
     for seed in range(seeds):
         rng = np.random.default_rng(2000 + seed)
-        report = drift_report(_profile(seed), _frame(rng, DEFAULT_WINDOW, shift=0.5))
-        flagged += "f0" in report.drifted
+        monitor = _service_monitor(_profile(seed))
+        monitor.observe(_frame(rng, monitor.window, shift=0.5).to_dict("records"))
+        flagged += "f0" in monitor.check().drifted
     return flagged / seeds
 
 
@@ -86,20 +96,18 @@ def _false_alarms(rows: int, windows: int = 400) -> tuple[float, int, float]:
     """(alarms per 100 windows, checks, the largest PSI of a full window)."""
     import numpy as np
 
-    from mlnb.monitor import DEFAULT_WINDOW, DriftMonitor
-
     rng = np.random.default_rng(7)
-    monitor = DriftMonitor(_profile(11, rows), check_seconds=1e9)
+    monitor = _service_monitor(_profile(11, rows))
     alarms = checks = 0
     worst = 0.0
     for _ in range(windows):
-        for record in _frame(rng, DEFAULT_WINDOW).to_dict("records"):
+        for record in _frame(rng, monitor.window).to_dict("records"):
             report = monitor.observe_and_check([record])
             if report is not None:
                 checks += 1
                 alarms += bool(report.drifted)
                 full = [f.statistic for f in report.features.values() if f.method == "psi"]
-                if report.n == DEFAULT_WINDOW:
+                if report.n == monitor.window:
                     worst = max(worst, *full)
     return alarms * 100 / windows, checks, worst
 
@@ -109,14 +117,12 @@ def _cost() -> tuple[float, float]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from mlnb.monitor import DriftMonitor
-
     rng = np.random.default_rng(3)
     train = _frame(rng, TRAIN_ROWS)
     train = train.drop(columns=["kind"])
     model = LogisticRegression().fit(train, (train["f0"] > 0).astype(int))
     records = _frame(rng, 5000).to_dict("records")
-    monitor = DriftMonitor(_profile(3), check_seconds=1e9)
+    monitor = _service_monitor(_profile(3))
     monitor.observe(records[:500])
     started = time.perf_counter()
     for record in records:
@@ -133,12 +139,9 @@ def _cost() -> tuple[float, float]:
 
 
 def run() -> dict[str, Any]:
-    from mlnb.monitor import (
-        DEFAULT_CHECK_EVERY,
-        DEFAULT_P_VALUE,
-        DEFAULT_PSI_THRESHOLD,
-        DEFAULT_WINDOW,
-    )
+    from mlnb.serve import ServeSettings
+
+    settings = ServeSettings()
 
     found = [_detect(seed) for seed in range(SEEDS)]
     hits = [n for n in found if n is not None]
@@ -149,8 +152,9 @@ def run() -> dict[str, Any]:
     per_request, predict = _cost()
     share = per_request / predict
     policy = (
-        f"window {DEFAULT_WINDOW}, check every {DEFAULT_CHECK_EVERY} requests, PSI > "
-        f"{DEFAULT_PSI_THRESHOLD} and p < {DEFAULT_P_VALUE}"
+        f"the service's monitor (ServeSettings().drift_options()): window "
+        f"{settings.drift_window}, check every {settings.drift_every} requests, numbers PSI > "
+        f"{settings.drift_threshold:g}, categories p < {settings.drift_p_value:g}"
     )
     rows = [
         row(

@@ -42,7 +42,7 @@ TARGET_SHUTDOWN = 2.5
 def side_window() -> dict[str, Any]:
     with temp_project("journal-window"):
         import mlnb
-        from mlnb.tracking._session import session
+        from mlnb.tracking import session
 
         mlnb.start_run(experiment_name="window")
         journal = session().journal

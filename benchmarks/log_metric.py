@@ -55,7 +55,7 @@ def side_mlnb() -> dict[str, Any]:
         import mlflow
 
         import mlnb
-        from mlnb.tracking._session import session
+        from mlnb.tracking import session
 
         import_s = time.perf_counter() - started
         rounds = []

@@ -107,7 +107,7 @@ def side_mlnb(case: str) -> dict[str, Any]:
         import mlflow
 
         import mlnb
-        from mlnb.tracking._session import session
+        from mlnb.tracking import session
 
         model = _fit(case)
         mlnb.start_run(experiment_name="bench")

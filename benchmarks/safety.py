@@ -13,7 +13,9 @@ server is ``mlnb serve`` with ONE uvicorn worker on 127.0.0.1.
   rounds) against the service with the audit log, drift
   (window 500, checked every 100 requests) and the challenger in shadow all on, then with
   ``MLNB_AUDIT=off MLNB_DRIFT=off MLNB_ROUTING=off MLNB_RESOURCES=off``. Both fill defaults
-  and check ranges from the profile. Target: on / off >= 0.9.
+  and check ranges from the profile. The row: the median req/s of the on and of the off
+  rounds, the median paired ratio, and the 1-minute load average over the rounds (a quiet
+  machine is under 1; figures taken above it say less). Target: on / off >= 0.9.
 * Model swap under load: the service follows ``champion`` (``MLNB_FOLLOW=champion``,
   polled every 0.5 s) while ``wrk`` (8 connections, ~14 s) drives it; 3 s in, version 2 is
   promoted (``mlnb.gates.promote``), 8 s in it is rolled back (``mlnb.gates.rollback``).
@@ -170,7 +172,7 @@ def _start(label: str, service: Path, project: Path, env: dict[str, str], body: 
 def _throughput(service: Path, project: Path, script: Path, body: bytes) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rounds = (("off", OFF), ("on", {"MLNB_ROUTING": "shadow"})) * ROUNDS
-    for key, env in rounds:  # interleaved; the better round of each counts
+    for key, env in rounds:  # interleaved: each "on" round is paired with the "off" before
         server = _start(f"safety nets {key}", service, project, env, body)
         try:
             run_wrk(server, script, 16, WARMUP_S)
@@ -193,12 +195,17 @@ def _throughput(service: Path, project: Path, script: Path, body: bytes) -> dict
                 )
                 res["drift_checked"] = json.loads(_get(f"{base}/monitor/drift"))["checked_at"]
             res = {k: v for k, v in res.items() if k != "output"}
+            res["rounds"] = [
+                *results.get(key, {}).get("rounds", []),
+                {"rps": res["rps"], "load_average": res["load_average"]},
+            ]
             res["rounds_rps"] = [*results.get(key, {}).get("rounds_rps", []), res["rps"]]
             res["failures_all"] = results.get(key, {}).get("failures_all", 0) + res["failures"]
             if key not in results or res["rps"] > results[key]["rps"]:
                 results[key] = res
             else:
                 results[key]["rounds_rps"] = res["rounds_rps"]
+                results[key]["rounds"] = res["rounds"]
                 results[key]["failures_all"] = res["failures_all"]
         finally:
             server.stop()
@@ -341,13 +348,15 @@ def _run(project: Path, started: float) -> dict[str, Any]:
     # drifts between rounds); the median of these paired ratios is the figure
     paired = [b / a for a, b in zip(off["rounds_rps"], on["rounds_rps"], strict=True)]
     ratio = median(paired)
+    loads = [r["load_average"] for r in (*on["rounds"], *off["rounds"])]
     rows = [
         row(
-            "safety nets on (audit+drift+shadow) vs off: req/s, 16 conns",
-            f"best round {on['rps']:,.0f} req/s (p99 {fmt_time(on['p99'])})"
+            "throughput, shadow+audit+drift on vs off (16 conns, 1 worker)",
+            f"{median(on['rounds_rps']):,.0f} req/s on (p99 {fmt_time(on['p99'])})"
             + (f" {on['failures_all']} FAILED" if on["failures_all"] else ""),
-            f"best round {off['rps']:,.0f} req/s (p99 {fmt_time(off['p99'])}) all off",
-            f"{fmt_ratio(ratio)} (median of {len(paired)} paired rounds)",
+            f"{median(off['rounds_rps']):,.0f} req/s off (p99 {fmt_time(off['p99'])})",
+            f"{fmt_ratio(ratio)} (median of {len(paired)} paired rounds; load average "
+            f"{min(loads):.1f}-{max(loads):.1f})",
             f">= {TARGET_THROUGHPUT:.2f}x",
             ratio >= TARGET_THROUGHPUT and not on["failures_all"],
         ),
@@ -375,7 +384,12 @@ def _run(project: Path, started: float) -> dict[str, Any]:
         + "; req/s per round, off "
         + ", ".join(f"{v:,.0f}" for v in off["rounds_rps"])
         + "; on "
-        + ", ".join(f"{v:,.0f}" for v in on["rounds_rps"]),
+        + ", ".join(f"{v:,.0f}" for v in on["rounds_rps"])
+        + "; load average (1 min) per round, off "
+        + ", ".join(f"{r['load_average']:.2f}" for r in off["rounds"])
+        + "; on "
+        + ", ".join(f"{r['load_average']:.2f}" for r in on["rounds"])
+        + " (other work on the machine lowers both; a quiet machine is under 1)",
         f"safety: shadow calls {on.get('shadow_calls', 0):.0f}, audit records "
         f"{on.get('audit_records', 0):.0f}, drift last checked {on.get('drift_checked')} "
         f"during the 'on' run (warm-up included); swap run: {swap.get('requests')} requests "

@@ -383,6 +383,15 @@ def _predict_floor(model: Any, X: Any) -> dict[str, float]:
     return out
 
 
+def mlflow_serve_command(port: int) -> list[str]:
+    """``mlflow models serve`` of the benchmark's registered model, one worker, on ``port``."""
+    return [
+        _bin("mlflow"),
+        *("models", "serve", "-m", f"models:/{MODEL_NAME}/1"),
+        *("--env-manager", "local", "-w", "1", "-p", str(port)),
+    ]
+
+
 def _bin(name: str) -> str:
     path = Path(sys.executable).parent / name
     return str(path) if path.exists() else name
@@ -484,21 +493,7 @@ def _run(project: Path, started_all: float) -> dict[str, Any]:
     port = _free_port()
     mlf = Server(
         "mlflow models serve",
-        [
-            _bin("mlflow"),
-            "models",
-            "serve",
-            "-m",
-            f"models:/{MODEL_NAME}/1",
-            "--env-manager",
-            "local",
-            "-w",
-            "1",
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ],
+        [*mlflow_serve_command(port), "-h", "127.0.0.1"],
         work,
         _env(tracking),
         f"http://127.0.0.1:{port}/invocations",

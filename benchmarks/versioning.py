@@ -26,7 +26,7 @@ is removed afterwards (at most about 2 GiB on disk at any time):
   and again (a ``stat`` per object, the stat cache knowing them). The re-check is also
   split into its phases (mlnb's own functions timed one at a time, and the floor: scandir
   + stat alone) and profiled with cProfile when the target is missed.
-* ``dataframe`` - ``mlnb.versioning.version(df, name="frame", run=False)`` on a
+* ``dataframe`` - ``mlnb.versioning.add(df, name="frame")`` on a
   1,000,000-row frame of 22 columns (15 float64, 3 int64, one string, one categorical, one
   datetime64, one bool) in a fresh project (``.mlnb/`` in the working directory, no
   MLFLOW_TRACKING_URI), and ``fingerprint_dataframe(df)`` alone (median of 3); baseline:
@@ -127,7 +127,7 @@ def _blake3_chunked(path: Path) -> str:
 
 
 def side_hash_file() -> dict[str, Any]:
-    from mlnb.versioning._hashing import hash_file
+    from mlnb.versioning import hash_file
 
     folder = Path(tempfile.mkdtemp(prefix="mlnb-bench-hash-"))
     try:
@@ -240,7 +240,7 @@ def _drop_page_cache(root: Path) -> dict[str, Any]:
 
 def _timed_first_hash(root: Path, cache_path: Path) -> tuple[float, float, str, int]:
     """A first hash with an empty cache, and its save: (total s, save s, hash, files)."""
-    from mlnb.versioning._hashing import StatCache, hash_tree
+    from mlnb.versioning import StatCache, hash_tree
 
     cache = StatCache(cache_path)
     started = time.perf_counter()
@@ -301,7 +301,7 @@ def _recheck_phases(root: Path, cache_path: Path) -> dict[str, float]:
 def _touched_rechecks(root: Path, cache_path: Path, digest: str) -> list[float]:
     """Re-checks after touching one file (new mtime, same content): that file is read
     again and the manifest rebuilt; the folder hash must not change."""
-    from mlnb.versioning._hashing import StatCache, hash_tree
+    from mlnb.versioning import StatCache, hash_tree
 
     key = os.path.abspath(root)
     times = []
@@ -329,7 +329,7 @@ def _put_tree_rechecks(folder: Path, root: Path, cache_path: Path) -> dict[str, 
     it). The first call reads and hashes every object once (as after a pull, or with a stat
     cache that never saw them: what re-hashing the objects on every versioning would cost
     each time); then the stat cache knows them and a check is one ``stat`` per object."""
-    from mlnb.versioning._hashing import StatCache, hash_tree
+    from mlnb.versioning import StatCache, hash_tree
     from mlnb.versioning._store import ObjectStore
 
     _, entries = hash_tree(root, StatCache(cache_path))
@@ -350,7 +350,7 @@ def _put_tree_rechecks(folder: Path, root: Path, cache_path: Path) -> dict[str, 
 
 
 def _profile_recheck(root: Path, cache_path: Path, top: int = 12) -> list[str]:
-    from mlnb.versioning._hashing import StatCache, hash_tree
+    from mlnb.versioning import StatCache, hash_tree
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -372,7 +372,7 @@ def _profile_recheck(root: Path, cache_path: Path, top: int = 12) -> list[str]:
 
 
 def side_tree() -> dict[str, Any]:
-    from mlnb.versioning._hashing import StatCache, hash_tree
+    from mlnb.versioning import StatCache, hash_tree
 
     folder = Path(tempfile.mkdtemp(prefix="mlnb-bench-tree-"))
     try:
@@ -534,7 +534,7 @@ def side_dataframe() -> dict[str, Any]:
             fingerprints.append(_timed(lambda: fingerprint_dataframe(df)))
         fingerprint = fingerprints[0][1]
 
-        version_s, record = _timed(lambda: mlnb.versioning.version(df, name="frame", run=False))
+        version_s, record = _timed(lambda: mlnb.versioning.add(df, name="frame"))
         if record.hash != fingerprint or record.kind != "dataframe":
             raise RuntimeError(f"version() recorded {record.hash[:12]} ({record.kind})")
         stored = project / ".mlnb" / "objects" / record.object[:2] / record.object[2:]
@@ -552,12 +552,10 @@ def side_dataframe() -> dict[str, Any]:
         changed_fingerprint = fingerprint_dataframe(changed)
         changed_digest = mlflow.data.from_pandas(changed).digest
         # the changed frame is new content: a second version, profiled to split its time
-        second_s, second, parts = _profiled_parts(
-            lambda: mlnb.versioning.version(changed, "frame", run=False)
-        )
+        second_s, second, parts = _profiled_parts(lambda: mlnb.versioning.add(changed, "frame"))
         if second.hash != changed_fingerprint or second.number != record.number + 1:
             raise RuntimeError("the changed frame was not recorded as a new version")
-        again = _again(lambda: mlnb.versioning.version(df, "frame", run=False), record.number)
+        again = _again(lambda: mlnb.versioning.add(df, "frame"), record.number)
         parquet, csv = project / "frame.parquet", project / "frame.csv"
         parquet_write_s, _ = _timed(lambda: df.to_parquet(parquet))
         csv_write_s, _ = _timed(lambda: df.to_csv(csv, index=False))
@@ -810,10 +808,10 @@ def side_array() -> dict[str, Any]:
         rng = np.random.default_rng(3)
         X = rng.standard_normal((ARRAY_ROWS, ARRAY_COLS))
         y = rng.integers(0, 2, ARRAY_ROWS)
-        first_s, record = _timed(lambda: mlnb.versioning.version((X, y), "xy", run=False))
+        first_s, record = _timed(lambda: mlnb.versioning.add((X, y), "xy"))
         if record.kind != "arrays" or record.number != 1:
             raise RuntimeError(f"version((X, y)) recorded {record.kind} @{record.number}")
-        again = _again(lambda: mlnb.versioning.version((X, y), "xy", run=False), 1)
+        again = _again(lambda: mlnb.versioning.add((X, y), "xy"), 1)
         paths = [project / "X.npy", project / "y.npy"]
         np.save(paths[0], X)
         np.save(paths[1], y)
