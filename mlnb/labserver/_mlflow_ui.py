@@ -143,7 +143,13 @@ class MlflowUi:
                     return UiState(start.url, started=False, ready=True)
                 # another process answers on that port, so ours can never bind it
                 self._forget(project, stop=True)
-                return None
+                if start.port == DEFAULT_PORT:
+                    return None  # another project's UI won the default port: a free one
+                raise LabError(  # a free port taken at once: not a race to retry blindly
+                    503,
+                    f"another process answers on {start.url}, not the MLflow UI started here",
+                    f"try again, or run `mlnb ui --port PORT` in a terminal in {project}",
+                )
             if time.monotonic() - start.since < START_TIMEOUT:
                 return UiState(start.url, started=False, ready=False)
             self._forget(project, stop=True)

@@ -171,3 +171,33 @@ def test_a_ui_that_hangs_is_stopped_at_the_deadline(
     assert raised.value.error == f"the MLflow UI did not answer on {first.url} within 1 s"
     assert proc.poll() is not None  # stopped, not left behind
     assert ui.running_url(project) is None
+
+
+def test_a_free_port_taken_by_another_process_is_an_error_not_a_loop(
+    project: Path, other_ui: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The free port picked for the UI is taken by another process before the UI binds it:
+    one 503 naming it, no endless restarts."""
+    import socket
+
+    import mlnb._net
+
+    held = socket.socket()
+    held.bind((HOST, 0))  # the default port: taken (bound), answering nothing
+    monkeypatch.setattr(_mlflow_ui, "DEFAULT_PORT", held.getsockname()[1])
+    monkeypatch.setattr(mlnb._net, "free_port", lambda host: other_ui)
+    ui = MlflowUi()
+    try:
+        first = ui.ensure(project, None)
+        assert first == UiState(f"http://{HOST}:{other_ui}", started=True, ready=False)
+        deadline = time.monotonic() + START_TIMEOUT
+        with pytest.raises(LabError) as raised:
+            while time.monotonic() < deadline:
+                ui.ensure(project, None)
+                time.sleep(0.2)
+    finally:
+        held.close()
+    assert raised.value.status == 503
+    said = raised.value.error
+    assert f"another process answers on {first.url}" in said or "exited (status" in said, said
+    assert ui.running_url(project) is None and not ui._starts
