@@ -69,12 +69,22 @@ def test_the_panel_updates_the_frontend_while_a_run_goes(project: Path) -> None:
         "for step, value in enumerate([0.25, 0.5, 0.75]):\n"
         "    mlnb.log_metric('acc', value, step=step)\n"
         "mlnb.flush()\n"
-        "deadline = time.time() + 60\n"
-        "while panel.runs[0].metrics.get('acc') != 0.75 and time.time() < deadline:\n"
+        # Read under the panel's lock: the follower thread's update is whole, its widget
+        # messages sent, before this cell ends. nbclient drops a message sent between two
+        # cells (its parent is the cell that ended), which a browser would still show.
+        "deadline = time.time() + 100\n"
+        "while True:\n"
+        "    with panel._lock:\n"
+        "        if panel.runs and panel.runs[0].metrics.get('acc') == 0.75:\n"
+        "            break\n"
+        "    assert time.time() < deadline, f'the panel read {panel.runs}'\n"
         "    time.sleep(0.05)",
         "mlnb.end_run()\n"
-        "deadline = time.time() + 60\n"
-        "while panel.polling and time.time() < deadline:\n"
+        "deadline = time.time() + 100\n"
+        "while time.time() < deadline:\n"
+        "    with panel._lock:  # as above: the last update is whole when it stops polling\n"
+        "        if not panel.polling:\n"
+        "            break\n"
         "    time.sleep(0.05)\n"
         "print(panel.polling)",
     ]
