@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -54,6 +53,7 @@ from benchmarks._common import (
     sqlite_uri,
     temp_project,
 )
+from mlnb._net import free_port as _free_port
 
 MODEL_NAME = "breast-cancer-classifier"
 API_KEY = "bench-secret-key-0123456789"
@@ -129,12 +129,6 @@ def _stop_all() -> None:
 
 def _on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(f"interrupted by signal {signum}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _post(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["PORT_RACE_ATTEMPTS", "free_port", "lost_port_race"]
+__all__ = ["PORT_RACE_ATTEMPTS", "free_port", "lost_port_race", "port_is_free"]
 
 #: starts of a server or kernel that lost its port before giving up
 PORT_RACE_ATTEMPTS = 4
@@ -22,6 +22,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` now (as uvicorn binds it: SO_REUSEADDR,
+    so a port a stopped server left in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def lost_port_race(output: str) -> bool:

@@ -382,7 +382,7 @@ class Services:
         changed (``None`` when it kept the one it had, or had none)."""
         import urllib.request
 
-        from mlnb._net import PORT_RACE_ATTEMPTS, free_port, lost_port_race
+        from mlnb._net import PORT_RACE_ATTEMPTS, free_port, lost_port_race, port_is_free
 
         folder = folder.resolve()
         self.stop(folder)
@@ -456,20 +456,6 @@ def remember_port(folder: Path, port: int) -> None:
         _port_file(folder).write_text(json.dumps(record) + "\n", encoding="utf-8")
     except OSError:
         return  # a read-only parent: the next start chooses a port again
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether ``port`` can be bound on ``host`` now (as uvicorn binds it: SO_REUSEADDR,
-    so a port our own stopped service left in TIME_WAIT counts as free)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def port_note(before: int | None, port: int) -> str | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from mlnb._net import port_is_free
 from mlnb.labserver._errors import LabError
 
 __all__ = ["MlflowUi", "UiState"]
@@ -83,17 +84,6 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _tail(path: Path, lines: int = 5) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -131,7 +121,7 @@ class MlflowUi:
             default = f"http://{HOST}:{DEFAULT_PORT}"
             if run_id and _answers(default, run_id):
                 return UiState(default, started=False, ready=True)
-            return self._launch(project, DEFAULT_PORT if _port_free(DEFAULT_PORT) else None)
+            return self._launch(project, DEFAULT_PORT if port_is_free(DEFAULT_PORT, HOST) else None)
 
     def _check(self, project: Path, start: _Start) -> UiState | None:
         """The state of the UI being started for ``project``; None when it is gone and a new
@@ -159,7 +149,7 @@ class MlflowUi:
                 f"see {start.log_path}, or run `mlnb ui` in a terminal in {project}",
             )
         self._forget(project, stop=False)
-        if start.port == DEFAULT_PORT and not start.ready and not _port_free(DEFAULT_PORT):
+        if start.port == DEFAULT_PORT and not start.ready and not port_is_free(DEFAULT_PORT, HOST):
             return None  # another UI bound the default port between the check and the start
         tail = _tail(start.log_path)
         said = f": {tail}" if tail else ""

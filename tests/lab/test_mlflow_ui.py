@@ -93,14 +93,14 @@ def test_another_stores_ui_on_the_default_port_is_not_linked(
     """The default port answers, but for another store; and it was taken between the check
     and the start (the race of two servers): this store's UI starts on a free port."""
     monkeypatch.setattr(_mlflow_ui, "DEFAULT_PORT", other_ui)
-    real_port_free = _mlflow_ui._port_free
+    real_port_is_free = _mlflow_ui.port_is_free
     checks = []
 
-    def port_free_then_taken(port: int) -> bool:  # the first check saw it free
+    def port_free_then_taken(port: int, host: str = HOST) -> bool:  # the first check: free
         checks.append(port)
-        return True if len(checks) == 1 else real_port_free(port)
+        return True if len(checks) == 1 else real_port_is_free(port, host)
 
-    monkeypatch.setattr(_mlflow_ui, "_port_free", port_free_then_taken)
+    monkeypatch.setattr(_mlflow_ui, "port_is_free", port_free_then_taken)
     run_id = _a_run(project)
     ui = MlflowUi()
     try:
