@@ -241,7 +241,9 @@ def start_ui(root: ServerRoot, request: UiRequest, ui: MlflowUi) -> UiResponse:
     settings = get_settings(notebook.parent)
     if settings.is_remote:
         return UiResponse(url=settings.tracking_uri.rstrip("/"), started=False, ready=True)
-    state = ui.ensure(settings.root, _any_run(settings))
+    # the sidebar asks each second while the UI starts: no store query for a start under way
+    run_id = None if ui.has_own(settings.root) else _any_run(settings)
+    state = ui.ensure(settings.root, run_id)
     return UiResponse(url=state.url, started=state.started, ready=state.ready)
 
 

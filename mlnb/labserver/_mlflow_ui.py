@@ -108,6 +108,12 @@ class MlflowUi:
             return None
         return start.url
 
+    def has_own(self, project: Path) -> bool:
+        """Whether this server started a UI for ``project`` (starting or answering): then
+        ``ensure`` needs no run of the store to tell its UI from another's."""
+        with self._lock:
+            return project in self._starts
+
     def ensure(self, project: Path, run_id: str | None) -> UiState:
         """A UI on ``project``'s store: started now when there is none, else the one that
         is starting or answers. ``run_id``, a run of the store, tells a UI of this store from

@@ -103,9 +103,11 @@ def test_another_stores_ui_on_the_default_port_is_not_linked(
     monkeypatch.setattr(_mlflow_ui, "port_is_free", port_free_then_taken)
     run_id = _a_run(project)
     ui = MlflowUi()
+    assert not ui.has_own(project)
     try:
         first = ui.ensure(project, run_id)
         assert first == UiState(f"http://{HOST}:{other_ui}", started=True, ready=False)
+        assert ui.has_own(project)  # the sidebar's next asks need no run of the store
         state = _until_ready(ui, project, run_id)
         assert state.url != first.url and state.url.startswith(f"http://{HOST}:")
         assert _mlflow_ui._answers(state.url, run_id), _log(project)  # this store's UI
@@ -114,7 +116,7 @@ def test_another_stores_ui_on_the_default_port_is_not_linked(
         assert _mlflow_ui._answers(first.url, None)  # the other UI was left alone
     finally:
         ui.stop()
-    assert ui.running_url(project) is None
+    assert ui.running_url(project) is None and not ui.has_own(project)
     deadline = time.monotonic() + 30
     while _mlflow_ui._answers(state.url, None) and time.monotonic() < deadline:
         time.sleep(0.2)
