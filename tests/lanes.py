@@ -344,6 +344,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if nextitem is None:
+        # The session's last test also tears down the session's fixtures (a PostgreSQL
+        # server stopped with pg_ctl): their processes are theirs, not this test's.
+        _GUARDED.clear()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
     if item.nodeid in _CAUGHT:  # whatever the test made of the exception, it fails

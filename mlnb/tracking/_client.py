@@ -76,12 +76,10 @@ def configure_mlflow(settings: Settings) -> None:
         if uri:
             ensure_store(uri)
     if _configured.get("tracking") != settings.tracking_uri:
-        with _environment_kept("MLFLOW_TRACKING_URI"):
-            _mlflow_own(mlflow, "set_tracking_uri")(settings.tracking_uri)
+        _point_mlflow(mlflow, "tracking", settings.tracking_uri)
         _configured["tracking"] = settings.tracking_uri
     if settings.registry_uri and _configured.get("registry") != settings.registry_uri:
-        with _environment_kept("MLFLOW_REGISTRY_URI"):
-            mlflow.set_registry_uri(settings.registry_uri)
+        _point_mlflow(mlflow, "registry", settings.registry_uri)
         _configured["registry"] = settings.registry_uri
     # Runs of processes that died: replay their journal, mark them KILLED (once a process).
     from mlnb.tracking._writer import recover_dead
@@ -95,11 +93,48 @@ def _mlflow_own(mlflow: Any, name: str) -> Any:
     return getattr(func, "__mlnb_original__", func)
 
 
+#: MLflow's process-wide URIs: the module global its set_*_uri function sets
+_URI_GLOBALS = {
+    "tracking": ("mlflow.tracking._tracking_service.utils", "_tracking_uri", "set_tracking_uri"),
+    "registry": ("mlflow.tracking._model_registry.utils", "_registry_uri", "set_registry_uri"),
+}
+
+
+def _point_mlflow(mlflow: Any, kind: str, uri: str) -> None:
+    """Set MLflow's process-wide ``kind`` URI without touching ``os.environ``.
+
+    MLflow's ``set_tracking_uri`` also writes MLFLOW_TRACKING_URI into the environment. Left
+    there, the first project's store would follow the process (and its subprocesses) after a
+    change of folder; written and put back, it is still there for an instant, and a thread
+    that starts a subprocess in that instant (papermill, a pipeline step's kernel) hands the
+    child this store as the user's own setting. So the global is set directly, as MLflow's
+    setter does, and the setter is called (with the environment put back) only if MLflow
+    has moved it."""
+    import importlib
+
+    module_name, attribute, setter = _URI_GLOBALS[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        module = None
+    if module is None or not hasattr(module, attribute):  # pragma: no cover - MLflow moved it
+        with _environment_kept(f"MLFLOW_{kind.upper()}_URI"):
+            _mlflow_own(mlflow, setter)(uri)
+        return
+    if getattr(module, attribute) == uri:
+        return
+    setattr(module, attribute, uri)
+    if kind == "tracking":
+        with contextlib.suppress(Exception):  # as set_tracking_uri: traces follow the store
+            from mlflow.tracing.provider import reset
+
+            reset()
+
+
 @contextlib.contextmanager
 def _environment_kept(name: str) -> Iterator[None]:
-    """MLflow's set_*_uri also writes the URI into os.environ; that would pin this project's
-    store for the rest of the process (and its subprocesses) even after a change of folder,
-    and make it look like the user's own setting. Keep the environment as it was."""
+    """Run MLflow's own set_*_uri with the environment put back afterwards (the fallback
+    of :func:`_point_mlflow`)."""
     before = os.environ.get(name)
     try:
         yield

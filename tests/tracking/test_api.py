@@ -307,3 +307,41 @@ def test_tracking_leaves_the_environment_alone(project: Path) -> None:
     mlnb.end_run()
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert mlflow.get_tracking_uri().endswith("/.mlnb/mlflow.db")
+
+
+def test_pointing_mlflow_at_a_store_never_writes_its_uri_into_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Path
+) -> None:
+    """Not even for an instant: a thread that starts a subprocess meanwhile (papermill, a
+    pipeline step's kernel) would hand the child this store as the user's own setting, and
+    the child's run would land in another project's store."""
+    import os
+    import shutil
+
+    from mlnb.config import get_settings
+    from mlnb.tracking._client import configure_mlflow
+    from tests.conftest import reset_tracking
+
+    written: list[str] = []
+    environ_type = type(os.environ)
+    setitem = environ_type.__setitem__
+
+    def recording(self: object, key: str, value: str) -> None:
+        written.append(key)
+        setitem(self, key, value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(environ_type, "__setitem__", recording)
+    first = get_settings()
+    configure_mlflow(first)
+    assert mlflow.get_tracking_uri() == first.tracking_uri
+    other = project / "other"
+    (other / ".mlnb").mkdir(parents=True)
+    shutil.copy(migrated_store, other / ".mlnb" / "mlflow.db")  # a second project's store
+    monkeypatch.chdir(other)
+    reset_tracking()
+    second = get_settings()
+    assert second.tracking_uri != first.tracking_uri
+    configure_mlflow(second)
+    assert mlflow.get_tracking_uri() == second.tracking_uri
+    assert "MLFLOW_TRACKING_URI" not in written and "MLFLOW_REGISTRY_URI" not in written
+    assert "MLFLOW_TRACKING_URI" not in os.environ
