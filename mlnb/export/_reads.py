@@ -181,6 +181,9 @@ def _ignored_prefixes(root: str, extra: list[str]) -> list[str]:
             absolute = os.path.abspath(entry)
             if not _under(absolute, root) and not _under(root, absolute):
                 prefixes.add(absolute)
+    # mlnb's own package: the service installs it (an editable install of mlnb inside the
+    # project, as in mlnb's own repository, is still not the project's code)
+    prefixes.add(str(Path(__file__).resolve().parent.parent))
     home = os.path.expanduser("~")
     prefixes.update(os.path.join(home, name) for name in _HOME_TOOLS)
     prefixes.update(extra)

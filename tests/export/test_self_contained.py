@@ -232,3 +232,24 @@ def test_a_read_the_trace_cannot_see_fails_the_check_run_from_a_copy(small: Path
     with pytest.raises(NotebookError, match="from a copy of its folder outside the project"):
         export_notebook(notebook, small / "svc")
     assert not (small / "svc").exists()
+
+
+def test_mlnbs_own_modules_are_never_pinned_even_inside_the_project(tmp_path: Path) -> None:
+    """mlnb's repository is a project with mlnb installed editable inside it (``make demo``
+    exports from there): the exported cells' imports of mlnb read its sources from inside the
+    project root, yet they are the installed package's, not the service's inputs."""
+    import mlnb
+    from mlnb.export._reads import Read, ReadTrace, pin_reads
+
+    package = Path(mlnb.__file__).resolve().parent
+    root = package.parent  # the project holds the mlnb package, as the repository does
+    data = root / "pyproject.toml"  # a file of the project the cells read
+    trace = ReadTrace()
+    for path in (package / "__init__.py", package / "serve" / "__init__.py", data):
+        trace.reads[str(path)] = Read(str(path), path.name, "cell 1")
+    pinned = pin_reads(trace, tmp_path / "service", root, root, ignore=[])
+    sources = [f["source"] for f in pinned["files"]]
+    assert "pyproject.toml" in sources  # the project's own file is pinned ...
+    # ... and none of mlnb's, read or imported (the modules this process loaded count too)
+    assert not [s for s in sources if s.startswith("mlnb/")], sources
+    assert not (tmp_path / "service" / "files" / "mlnb").exists()
