@@ -120,18 +120,15 @@ def export_notebook(
 
 def _record_service(folder: Path, metadata: dict[str, Any]) -> None:
     """Lineage: the service reads the model versions pinned in it."""
-    from mlnb.config import get_settings
-    from mlnb.tracking import get_client
+    from mlnb.tracking import model_version_tags
     from mlnb.versioning import SERVICE_PREFIX, Project
 
     registry = Project.current().registry
     try:
-        client = get_client(get_settings())
         for model in metadata["models"]:
             if not model.get("name"):
                 continue
-            version = client.get_model_version(model["name"], model["version"])
-            digest = (version.tags or {}).get("mlnb.hash")
+            digest = model_version_tags(model["name"], model["version"]).get("mlnb.hash")
             if digest:
                 registry.add_edge(
                     f"{SERVICE_PREFIX}{folder.resolve()}", model["name"], digest, "input"

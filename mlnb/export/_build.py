@@ -28,12 +28,17 @@ from mlnb.export._reads import ReadTrace, check_folder, pin_reads, scan_literals
 __all__ = ["build_service", "code_imports", "loader_modules"]
 
 
-def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
-    """Resolve each model URI to a concrete version and copy it under ``folder/model``."""
-    import mlflow
-
+def pin_models(
+    plan: ExportPlan, folder: Path, warm: Callable[[list[str]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Resolve each model URI to a concrete version and copy it under ``folder/model``.
+    ``warm`` is told first the modules the models' loaders import, when the registry has
+    their files on this machine (their ``MLmodel`` says), so that the export check's process
+    imports them while this one checks the files."""
     from mlnb.serve import fetch_model, pinned_record
 
+    if warm is not None:
+        warm(loader_modules(_declared(plan)))
     pinned: list[dict[str, Any]] = []
     for uri in plan.model_uris:
         try:
@@ -43,6 +48,8 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
             run_id = uri[len("runs:/") :].split("/", 1)[0] if uri.startswith("runs:/") else None
             target = folder / "model" / slug(uri.split(":", 1)[-1], "model")
             target.parent.mkdir(parents=True, exist_ok=True)
+            import mlflow
+
             mlflow.artifacts.download_artifacts(uri, dst_path=str(target))
         except Exception as exc:
             first = first_line(exc)
@@ -53,6 +60,24 @@ def pin_models(plan: ExportPlan, folder: Path) -> list[dict[str, Any]]:
         # download_artifacts puts the model's files directly in target (or in a sub-folder)
         pinned.append(pinned_record(folder, target, uri, uri, None, None, run_id))
     return pinned
+
+
+def _declared(plan: ExportPlan) -> list[dict[str, Any]]:
+    """The serialization the registry's copy of each ``models:/`` model declares, where the
+    files are on this machine (nothing is checked or trusted here: only what to import)."""
+    from mlnb.tracking import find_model_version, serialization_of
+
+    found: list[dict[str, Any]] = []
+    for uri in plan.model_uris:
+        if not uri.startswith("models:/"):
+            continue
+        try:
+            ref = find_model_version(uri)
+            if ref.files is not None:
+                found.append({"serialization": serialization_of(ref.files)})
+        except Exception:
+            continue  # pinning the model says what is wrong, in its words
+    return found
 
 
 #: serialization format or flavor of a pinned model -> the module its loader imports
@@ -410,7 +435,7 @@ def build_service(
 
         Profile.load(profile)  # a wrong --profile fails before the slow steps
     folder.mkdir(parents=True, exist_ok=True)
-    models = pin_models(plan, folder)
+    models = pin_models(plan, folder, warm)
     check_pickles(folder, allow_pickle, models)
     if warm is not None:
         warm(loader_modules(models))

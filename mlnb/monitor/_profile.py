@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -378,17 +379,26 @@ def find_profile(
     and present, else the first by name) and return its local path; None when the run has
     none. ``dst`` is the folder to download into (default: a cache under ``.mlnb``)."""
     from mlnb.config import get_settings
-    from mlnb.tracking import get_client, session
+    from mlnb.tracking import get_client, run_artifact_folder, session
 
     session().flush()  # a profile just logged in this process may still be queued
     settings = get_settings()
-    client = get_client(settings)
+    local = run_artifact_folder(run_id)  # the embedded store: read without MLflow
+    client = None
     try:
-        listed = [
-            a.path
-            for a in client.list_artifacts(run_id, ARTIFACT_DIR)
-            if not a.is_dir and a.path.endswith(".json")
-        ]
+        if local is not None:
+            listed = [
+                f"{ARTIFACT_DIR}/{p.name}"
+                for p in (local / ARTIFACT_DIR).glob("*.json")
+                if p.is_file()
+            ]
+        else:
+            client = get_client(settings)
+            listed = [
+                a.path
+                for a in client.list_artifacts(run_id, ARTIFACT_DIR)
+                if not a.is_dir and a.path.endswith(".json")
+            ]
     except Exception as exc:
         raise MonitorError(
             f"cannot list the profiles of run {run_id!r}: {first_line(exc)}; check the run id "
@@ -401,6 +411,12 @@ def find_profile(
     chosen = wanted if wanted in listed else listed[0]
     folder = Path(dst) if dst is not None else settings.home / "cache" / "profiles" / run_id
     folder.mkdir(parents=True, exist_ok=True)
+    if local is not None:
+        target = folder / chosen  # where MLflow's download puts it too
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local / chosen, target)
+        return target
+    assert client is not None
     try:
         return Path(client.download_artifacts(run_id, chosen, str(folder)))
     except Exception as exc:

@@ -44,24 +44,20 @@ MODES = ROUTING_MODES
 def fetch_model(folder: Path, uri: str) -> dict[str, Any]:
     """Resolve a ``models:/`` URI in the registry and copy that version into
     ``folder/model`` (once); the pinned-model record, with its hash."""
-    import mlflow
-
-    from mlnb.config import get_settings
-    from mlnb.tracking import get_client, resolve_model_version
+    from mlnb.tracking import download_model_version, find_model_version
 
     if not uri.startswith("models:/"):
         raise ServiceError(
             f"{uri!r} is not a registry URI; give models:/NAME/VERSION or models:/NAME@ALIAS."
         )
-    client = get_client(get_settings())
-    found = resolve_model_version(client, uri)
-    name, version = found.name, str(found.version)
+    found = find_model_version(uri)
+    name, version = found.name, found.version
     target = folder / "model" / f"{slug(name, 'model')}-v{version}"
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
-            mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(staging))
+            download_model_version(found, staging)
             staging.rename(target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from mlnb.tracking._client import describe_error, ensure_experiment, get_client
     from mlnb.tracking._fluent import install as install_fluent_hooks
     from mlnb.tracking._journal import pending_entries, unsent_runs
-    from mlnb.tracking._models import resolve_model_version
+    from mlnb.tracking._models import (
+        ModelVersionRef,
+        download_model_version,
+        find_model_version,
+        model_version_tags,
+        resolve_model_version,
+        run_artifact_folder,
+    )
     from mlnb.tracking._provenance import environment_info
     from mlnb.tracking._read import (
         MetricPoint,
@@ -56,6 +63,7 @@ __all__ = [
     "CellRecorder",
     "LoggedModelInfo",
     "MetricPoint",
+    "ModelVersionRef",
     "RepairReport",
     "RunSummary",
     "StoreStatus",
@@ -68,6 +76,7 @@ __all__ = [
     "describe_error",
     "describe_run",
     "describe_status",
+    "download_model_version",
     "end_run",
     "ensure_experiment",
     "ensure_store",
@@ -75,6 +84,7 @@ __all__ = [
     "expect_model_files",
     "experiment_reason",
     "experiments_with_runs",
+    "find_model_version",
     "flavors_to_warm",
     "flush",
     "get_client",
@@ -91,6 +101,7 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_histories",
+    "model_version_tags",
     "packages_by_module",
     "papermill_input",
     "pending_entries",
@@ -99,6 +110,7 @@ __all__ = [
     "record_model",
     "repair_store",
     "resolve_model_version",
+    "run_artifact_folder",
     "seed",
     "serialization_of",
     "session",
@@ -128,6 +140,11 @@ __getattr__, __dir__ = lazy_names(
         "pending_entries": "._journal",
         "unsent_runs": "._journal",
         "resolve_model_version": "._models",
+        "ModelVersionRef": "._models",
+        "download_model_version": "._models",
+        "find_model_version": "._models",
+        "run_artifact_folder": "._models",
+        "model_version_tags": "._models",
         "environment_info": "._provenance",
         "packages_by_module": "._requirements",
         "MetricPoint": "._read",
@@ -289,11 +306,12 @@ def verify_model_files(folder: str | Path, what: str | None = None) -> dict[str,
     """Check a downloaded model folder against the serialization pinned when it was logged
     (the logged model's tags, looked up by the ``model_id`` in its MLmodel); its
     serialization record (``format``, ``trusted_types``...). Raises UntrustedModelError."""
-    from mlflow.models import Model
-
     from mlnb.tracking._trust import check_model_files, pin_of
 
-    model_id = getattr(Model.load(str(folder)), "model_id", None)
+    try:
+        model_id = read_mlmodel(folder).get("model_id")
+    except Exception:  # no MLmodel or not YAML: check_model_files names it
+        model_id = None
     return check_model_files(folder, pin_of(model_id), what)
 
 

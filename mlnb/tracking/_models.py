@@ -29,11 +29,16 @@ from mlnb.exceptions import ModelError
 __all__ = [
     "NATIVE_FLAVORS",
     "LoggedModelInfo",
+    "ModelVersionRef",
+    "download_model_version",
+    "find_model_version",
     "flavor_of",
     "load_model",
     "log_model",
+    "model_version_tags",
     "pinned_models",
     "resolve_model_version",
+    "run_artifact_folder",
 ]
 
 #: first module of a class in the model's MRO -> MLflow flavor module
@@ -313,3 +318,80 @@ def resolve_model_version(client: Any, model_uri: str) -> Any:
             raise ModelError(f"registered model {name!r} has no versions.")
         return max(versions, key=lambda v: int(v.version))
     return client.get_model_version(name, version)
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """A registered model version: its name, number and run, and, when the embedded store
+    answered without MLflow, the folder of its files on this machine."""
+
+    name: str
+    version: str
+    run_id: str | None
+    files: Path | None = None
+
+
+def find_model_version(model_uri: str) -> ModelVersionRef:
+    """The version a ``models:/`` URI names (number, ``@alias`` or ``latest``). The embedded
+    store is read without MLflow (``_embedded``); anything else, and anything that store
+    cannot answer plainly, is asked through MLflow (whose errors are raised)."""
+    from mlnb.config import get_settings
+    from mlnb.tracking._embedded import embedded_model_version
+
+    settings = get_settings()
+    if settings.embedded and settings.registry_uri in (None, settings.tracking_uri):
+        found = embedded_model_version(settings.tracking_uri, model_uri)
+        if found is not None:
+            return ModelVersionRef(found.name, found.version, found.run_id, found.files)
+    from mlnb.tracking._client import get_client
+
+    version = resolve_model_version(get_client(settings), model_uri)
+    return ModelVersionRef(str(version.name), str(version.version), version.run_id or None)
+
+
+def download_model_version(ref: ModelVersionRef, dst: Path) -> None:
+    """Copy version ``ref``'s files into the empty folder ``dst``, as
+    ``mlflow.artifacts.download_artifacts("models:/NAME/N", dst_path=dst)`` does (its
+    ``registered_model_meta`` file included)."""
+    if ref.files is None:
+        import mlflow
+
+        mlflow.artifacts.download_artifacts(f"models:/{ref.name}/{ref.version}", dst_path=str(dst))
+        return
+    import shutil
+
+    import yaml
+
+    shutil.copytree(ref.files, dst, dirs_exist_ok=True)
+    meta = {"model_name": ref.name, "model_version": ref.version}
+    (dst / "registered_model_meta").write_text(
+        yaml.safe_dump(meta, default_flow_style=False), encoding="utf-8"
+    )
+
+
+def run_artifact_folder(run_id: str) -> Path | None:
+    """The local folder of run ``run_id``'s artifacts when the embedded store has it (read
+    without MLflow); None when the artifacts must be listed and downloaded through MLflow."""
+    from mlnb.config import get_settings
+    from mlnb.tracking._embedded import embedded_run_artifacts
+
+    settings = get_settings()
+    if not settings.embedded:
+        return None
+    return embedded_run_artifacts(settings.tracking_uri, run_id)
+
+
+def model_version_tags(name: str, version: str) -> dict[str, str]:
+    """The tags of registered version ``name``/``version`` (the embedded store read without
+    MLflow). Raises what MLflow raises when the version does not exist."""
+    from mlnb.config import get_settings
+    from mlnb.tracking._embedded import embedded_model_version_tags
+
+    settings = get_settings()
+    if settings.embedded and settings.registry_uri in (None, settings.tracking_uri):
+        tags = embedded_model_version_tags(settings.tracking_uri, name, version)
+        if tags is not None:
+            return tags
+    from mlnb.tracking._client import get_client
+
+    return dict(get_client(settings).get_model_version(name, version).tags or {})

@@ -136,17 +136,27 @@ def _installed_packages() -> list[str]:
 
 def environment_cache(kind: str) -> Path:
     """Where a fact about the installed environment (``kind``) is cached for this
-    interpreter: keyed by ``sys.path``'s folders and their modification times, which change
-    when a package is installed, upgraded or removed."""
+    interpreter: keyed by the ``sys.path`` folders that hold installed distributions
+    (``*.dist-info``, ``*.egg-info``) and their modification times, which change when a
+    package is installed, upgraded or removed. Other folders on the path (the working
+    directory, a project's own code) change all the time and install nothing."""
     import json
     import os
 
-    folders = [p for p in sys.path if p and os.path.isdir(p)]
+    folders = [p for p in sys.path if p and os.path.isdir(p) and _holds_distributions(p)]
     key = hashlib.sha256(
         json.dumps([sys.executable, [(p, os.stat(p).st_mtime_ns) for p in folders]]).encode()
     ).hexdigest()[:24]
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache_home) / "mlnb" / f"{kind}-{key}.json"
+
+
+def _holds_distributions(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.name.endswith((".dist-info", ".egg-info")) for e in entries)
+    except OSError:
+        return False
 
 
 def read_cache(cache: Path) -> Any:

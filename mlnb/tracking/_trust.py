@@ -78,12 +78,19 @@ def pin_of(model_id: str | None) -> dict[str, Any] | None:
     if not model_id:
         return None
     from mlnb.config import get_settings
-    from mlnb.tracking._client import get_client
+    from mlnb.tracking._embedded import embedded_logged_model_tags
 
-    try:
-        tags = get_client(get_settings()).get_logged_model(model_id).tags or {}
-    except Exception:
-        return None
+    settings = get_settings()
+    tags = (
+        embedded_logged_model_tags(settings.tracking_uri, model_id) if settings.embedded else None
+    )
+    if tags is None:  # not the embedded store, or not plainly in it: MLflow answers
+        from mlnb.tracking._client import get_client
+
+        try:
+            tags = get_client(settings).get_logged_model(model_id).tags or {}
+        except Exception:
+            return None
     if TAG_FORMAT not in tags:
         return None
     pin: dict[str, Any] = {"format": tags[TAG_FORMAT]}

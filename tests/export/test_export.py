@@ -86,6 +86,20 @@ def test_export_writes_a_verified_service_with_the_model_pinned(in_project: Path
     assert f"-> served by the exported service {svc}" in render_lineage(doc)
 
 
+def test_an_export_from_the_embedded_store_never_imports_mlflow(in_project: Path) -> None:
+    """Resolving, copying and checking the model, its profile and lineage are read from the
+    project's SQLite store directly: MLflow's import and store opening cost more than the
+    rest of the export."""
+    notebook = write_notebook(in_project / "serve.ipynb", *SERVE_CELLS)
+    done = _cli(in_project, "export", str(notebook), "-o", "svc-light", PYTHONPROFILEIMPORTTIME="1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "skops.io" in imported  # the import log is read (the model's loader is in it)
+    assert not {m for m in imported if m == "mlflow" or m.startswith("mlflow.")}
+    meta = json.loads((in_project / "svc-light" / "mlnb-service.json").read_text())
+    assert meta["models"][0]["resolved"] == "models:/bc/1"
+
+
 def test_a_relative_output_for_a_notebook_in_a_subfolder(in_project: Path) -> None:
     """`mlnb export notebooks/serve.ipynb -o build/service` from the project root (what
     `make demo` does): the check runs the cells in notebooks/, where the relative output

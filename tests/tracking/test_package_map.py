@@ -45,10 +45,10 @@ def test_a_changed_environment_or_a_broken_cache_is_built_again(
     fresh_map: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = fresh_map / "site"
-    site.mkdir()
+    (site / "oldpkg-1.0.dist-info").mkdir(parents=True)  # a folder packages are installed in
     monkeypatch.syspath_prepend(str(site))
     before = environment_cache("mlflow-modules")
-    (site / "newpkg").mkdir()  # a package installed: the folder's mtime changes
+    (site / "newpkg-1.0.dist-info").mkdir()  # a package installed: the folder's mtime changes
     later = time.time() + 5
     os.utime(site, (later, later))
     after = environment_cache("mlflow-modules")
@@ -83,3 +83,18 @@ def test_the_mlflow_free_map_is_importlibs_own_and_is_read_back(fresh_map: Path)
     packages_by_module.cache_clear()  # a broken cache is built again
     assert "scikit-learn" in packages_by_module()["sklearn"]
     packages_by_module.cache_clear()
+
+
+def test_a_folder_on_the_path_that_installs_nothing_does_not_change_the_key(
+    fresh_map: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m mlnb`` puts the working directory on sys.path: a project folder whose
+    files change at every command (an export's output) must not throw the cache away."""
+    project = fresh_map / "project"
+    project.mkdir()
+    monkeypatch.syspath_prepend(str(project))
+    before = environment_cache("modules")
+    (project / "out").mkdir()
+    later = time.time() + 5
+    os.utime(project, (later, later))
+    assert environment_cache("modules") == before
