@@ -5,7 +5,9 @@ started on demand (a real ``mlnb ui``)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from pathlib import Path
 
 import httpx
 from mlflow import MlflowClient
@@ -15,13 +17,25 @@ from tests.lab.conftest import Lab
 from tests.serving import code, write_notebook
 
 
-def _store(lab: Lab) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{lab.root / '.mlnb' / 'mlflow.db'}")
+def _store(lab: Lab, project: Path | None = None) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{(project or lab.root) / '.mlnb' / 'mlflow.db'}")
+
+
+def _own_project(lab: Lab, name: str, migrated_store: Path) -> Path:
+    """A project folder of its own under the server root: its store, and so its MLflow UI,
+    are this test's alone (the lab server is shared by the session: an earlier test, the
+    browser's sidebar test, may have started the root project's UI already)."""
+    project = lab.root / name
+    (project / ".mlnb").mkdir(parents=True)
+    shutil.copy(migrated_store, project / ".mlnb" / "mlflow.db")
+    return project
 
 
 def _two_runs(lab: Lab, notebook: str) -> list[str]:
-    """Two finished runs of ``notebook`` that differ by C only (and by their metrics)."""
-    client = _store(lab)
+    """Two finished runs of ``notebook`` that differ by C only (and by their metrics), in
+    the store of the project the notebook is in."""
+    folder = (lab.root / notebook).parent
+    client = _store(lab, folder if (folder / ".mlnb").is_dir() else lab.root)
     experiment = client.get_experiment_by_name("sidebar")
     eid = experiment.experiment_id if experiment else client.create_experiment("sidebar")
     ids = []
@@ -51,15 +65,16 @@ def test_compare_and_the_ui_need_the_token(lab: Lab) -> None:
         assert set(ui.json()) == {"error", "hint", "cell"} and ui.json()["cell"] is None
 
 
-def test_runs_carry_params_and_the_idle_timeout(lab: Lab) -> None:
-    write_notebook(lab.root / "svm.ipynb", code("C = 1.0", "parameters"))
-    ids = _two_runs(lab, "svm.ipynb")
+def test_runs_carry_params_and_the_idle_timeout(lab: Lab, migrated_store: Path) -> None:
+    _own_project(lab, "params", migrated_store)  # no MLflow UI started for it yet
+    write_notebook(lab.root / "params" / "svm.ipynb", code("C = 1.0", "parameters"))
+    ids = _two_runs(lab, "params/svm.ipynb")
     with lab.client() as client:
-        first = client.get("/mlnb/runs", params={"path": "svm.ipynb"})
+        first = client.get("/mlnb/runs", params={"path": "params/svm.ipynb"})
         assert first.status_code == 200, first.text
         etag = first.headers["etag"]
         again = client.get(
-            "/mlnb/runs", params={"path": "svm.ipynb"}, headers={"If-None-Match": etag}
+            "/mlnb/runs", params={"path": "params/svm.ipynb"}, headers={"If-None-Match": etag}
         )
     assert again.status_code == 304  # the sidebar's poll of unchanged runs: no body
     body = first.json()
@@ -131,22 +146,24 @@ def _ui_log(lab: Lab) -> str:
     return "\n--- mlflow-ui.log:\n" + (log.read_text()[-3000:] if log.exists() else "(none)")
 
 
-def test_the_mlflow_ui_starts_on_demand_and_is_reused(lab: Lab) -> None:
+def test_the_mlflow_ui_starts_on_demand_and_is_reused(lab: Lab, migrated_store: Path) -> None:
     """No request waits for MLflow's start-up: the first POST starts it and answers 202, the
     next ones 202 until it answers, then 200; the sidebar's links go to it from then on."""
-    write_notebook(lab.root / "svm3.ipynb", code("C = 1.0", "parameters"))
-    rid = _two_runs(lab, "svm3.ipynb")[0]
+    _own_project(lab, "ui-on-demand", migrated_store)  # no MLflow UI started for it yet
+    notebook = "ui-on-demand/svm3.ipynb"
+    write_notebook(lab.root / notebook, code("C = 1.0", "parameters"))
+    rid = _two_runs(lab, notebook)[0]
     with lab.client() as client:
-        first = client.post("/mlnb/ui", json={"path": "svm3.ipynb"})
+        first = client.post("/mlnb/ui", json={"path": notebook})
         assert first.status_code == 202, first.text + lab.log_tail()
         url = first.json()["url"]
         assert first.json() == {"url": url, "started": True, "ready": False}
-        starting = client.get("/mlnb/runs", params={"path": "svm3.ipynb"}).json()
+        starting = client.get("/mlnb/runs", params={"path": notebook}).json()
         assert starting["ui_start"] is True  # no link goes to a UI that does not answer yet
         polls = []
         deadline = time.monotonic() + START_TIMEOUT + 60  # the product's own deadline decides
         while time.monotonic() < deadline:
-            answer = client.post("/mlnb/ui", json={"path": "svm3.ipynb"})
+            answer = client.post("/mlnb/ui", json={"path": notebook})
             polls.append(answer.status_code)
             if answer.status_code != 202:
                 break
@@ -160,8 +177,8 @@ def test_the_mlflow_ui_starts_on_demand_and_is_reused(lab: Lab) -> None:
             time.sleep(0.5)
         assert answer.status_code == 200, answer.text + _ui_log(lab)
         assert answer.json() == {"url": url, "started": False, "ready": True}
-        again = client.post("/mlnb/ui", json={"path": "svm3.ipynb"})
-        runs = client.get("/mlnb/runs", params={"path": "svm3.ipynb"}).json()
+        again = client.post("/mlnb/ui", json={"path": notebook})
+        runs = client.get("/mlnb/runs", params={"path": notebook}).json()
         missing = client.post("/mlnb/ui", json={"path": "nope.ipynb"})
     assert set(polls[:-1]) <= {202}
     assert url.startswith("http://127.0.0.1:")
